@@ -1,0 +1,70 @@
+"""``python -m app`` / ``mcp-service``: run the service. Options override ``MCPS_*`` settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+from app.settings import ENV_PREFIX, SettingsError, load_settings
+
+DESCRIPTION = f"""\
+Run the MCP service: streamable HTTP at /mcp, probes at /health/live and /health/ready, Prometheus
+metrics at /metrics. Every setting is an environment variable with the {ENV_PREFIX} prefix (or a line
+in ./.env); see docs/configuration.md. Command-line options override the environment.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=DESCRIPTION)
+    parser.add_argument("--host", help=f"address to bind (default 127.0.0.1; env {ENV_PREFIX}HOST)")
+    parser.add_argument("--port", type=int, help=f"TCP port to bind (default 8000; env {ENV_PREFIX}PORT)")
+    parser.add_argument(
+        "--transport-mode",
+        choices=["stateless", "stateful"],
+        help=f"legacy-era sessions: stateless (default, any replica serves any request) or stateful "
+        f"(env {ENV_PREFIX}TRANSPORT_MODE)",
+    )
+    parser.add_argument(
+        "--packs", help=f"comma-separated tool packs to enable, e.g. conformance (env {ENV_PREFIX}PACKS)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help=f"root log level (default INFO; env {ENV_PREFIX}LOG_LEVEL)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "transport_mode": args.transport_mode,
+            "packs": args.packs,
+            "log_level": args.log_level,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"mcp-service: {exc}".replace("\n", "\nmcp-service: "), file=sys.stderr)
+        return 2
+    from app.packs import PackLoadError
+    from app.runner import serve
+
+    try:
+        return serve(settings)
+    except PackLoadError as exc:
+        print(f"mcp-service: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`create_app(settings)`: the whole service as one Starlette app.
+
+    /health/live, /health/ready, /metrics   (ours, no auth)
+    /mcp                                     (the SDK's streamable-HTTP transport, mounted)
+
+Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
+`GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
+manager, and marks the process ready; shutdown unwinds in reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from app.health import health_endpoints
+from app.http.gate import GateMiddleware
+from app.http.observe import ObserveMiddleware
+from app.log import configure_logging
+from app.services import Services
+from app.settings import Settings
+from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
+
+
+def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+    if configure_logs:
+        # Before MCPServer(): its logging.basicConfig is then a no-op.
+        configure_logging(settings.log_level, quiet_sdk=settings.stateless)
+    services = Services.create(settings)
+    server = build_mcp_server(services)
+    mcp_app, session_manager = build_mcp_app(server, settings)
+    live, ready = health_endpoints(services.lifecycle, services.health)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await services.open(stack)
+            await stack.enter_async_context(session_manager.run())
+            services.lifecycle.mark_ready()
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/health/live", live, methods=["GET", "HEAD"]),
+            Route("/health/ready", ready, methods=["GET", "HEAD"]),
+            Route("/metrics", services.metrics.endpoint, methods=["GET"]),
+            Mount("/", app=mcp_app),
+        ],
+        middleware=[
+            Middleware(
+                ObserveMiddleware,
+                metrics=services.metrics,
+                access_log=settings.access_log,
+                log_quiet_routes=settings.access_log_health,
+            ),
+            Middleware(
+                GateMiddleware,
+                lifecycle=services.lifecycle,
+                retry_after_seconds=settings.retry_after_seconds,
+                mcp_path=MCP_PATH,
+            ),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.mcp_server = server
+    return app

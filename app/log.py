@@ -1,0 +1,83 @@
+"""JSON logs to stdout, one object per line, configured before the SDK's ``basicConfig`` can run.
+
+``MCPServer()`` calls ``logging.basicConfig``; that is a no-op once the root logger has a handler,
+which is why `configure_logging` must run first (the CLI and the app factory both call it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from app.request_context import current_request_id
+
+# The SDK logs per-request lifecycle at INFO ("Created new transport", "Terminating session", ...):
+# in stateless mode that is one line per request of pure noise.
+_CHATTY_SDK_LOGGERS = (
+    "mcp.server.streamable_http",
+    "mcp.server.streamable_http_manager",
+    "mcp.server.lowlevel.server",
+    "mcp.server.runner",
+    "mcp.server._streamable_http_modern",
+)
+
+# Anything that looks like a credential is masked before a line leaves the process: bearer tokens,
+# API keys in our format, and JWTs (three base64url segments starting with a JSON header).
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+(?:\s+[^'\",}\s]+)?"),
+    re.compile(r"()\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+    re.compile(r"()\bmcps_[A-Za-z0-9_-]{16,}"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials in free text (log messages, error strings)."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1[REDACTED]", text)
+    return text
+
+
+class _ServiceJsonFormatter(JsonFormatter):
+    """Adds the request id and redacts; the library does the JSON (with a fallback for odd values)."""
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["message"] = redact(str(log_data.get("message", "")))
+        if "exc_info" in log_data:
+            log_data["exc_info"] = redact(str(log_data["exc_info"]))
+        request_id = current_request_id()
+        if request_id is not None and "request_id" not in log_data:
+            log_data["request_id"] = request_id
+
+
+def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
+    """Install the JSON handler on the root logger (replacing any earlier one; idempotent)."""
+    formatter = _ServiceJsonFormatter(
+        "{asctime}{levelname}{name}{message}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        json_ensure_ascii=False,
+        reserved_attrs=[*RESERVED_ATTRS, "color_message", "taskName"],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    sdk_level = logging.WARNING if quiet_sdk and logging.getLevelName(level) < logging.WARNING else None
+    for name in _CHATTY_SDK_LOGGERS:
+        logging.getLogger(name).setLevel(sdk_level or logging.NOTSET)
+    # uvicorn's own access log is replaced by ours (JSON, with request ids, health excluded).
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

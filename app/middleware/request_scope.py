@@ -1,0 +1,29 @@
+"""Re-binds the HTTP request id inside the SDK's handler task.
+
+In stateless mode the SDK serves each message from a task of its own task group, which does not
+inherit the HTTP task's contextvars; the Starlette request riding on the context does carry it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+from app.request_context import request_id_var
+
+
+class RequestScopeMiddleware:
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = ctx.request
+        request_id = None
+        if request is not None:
+            state = getattr(request, "scope", {}).get("state") or {}
+            request_id = state.get("request_id")
+        if request_id is None:
+            return await call_next(ctx)
+        token = request_id_var.set(request_id)
+        try:
+            return await call_next(ctx)
+        finally:
+            request_id_var.reset(token)

@@ -1,0 +1,102 @@
+"""Runs the app under uvicorn with the service's graceful shutdown.
+
+uvicorn alone closes its listener the moment SIGTERM arrives and re-raises the signal after
+shutdown (so the exit status is not 0). Here the first SIGTERM/SIGINT instead:
+
+1. marks the process draining: ``/health/ready`` answers 503 at once, requests are still served;
+2. after ``drain_delay_seconds``, stops accepting (503 + Retry-After) and hands over to uvicorn's
+   own shutdown, which closes the listener and waits up to ``shutdown_timeout_seconds`` for
+   in-flight requests (long tool calls, SSE streams) before cancelling them;
+3. runs the app's lifespan shutdown (SDK session manager, then pools) and exits 0.
+
+A second SIGINT forces an immediate exit, as uvicorn users expect from Ctrl-C twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+
+import uvicorn
+from sse_starlette.sse import AppStatus
+from starlette.applications import Starlette
+
+from app.lifecycle import Lifecycle
+from app.services import Services
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_delay_seconds: float) -> None:
+        super().__init__(config)
+        # sse-starlette (the SDK's SSE responses) ends every open stream the moment uvicorn's
+        # should_exit turns true, which would cut in-flight tool calls short. Their end is ours to
+        # decide: they finish, or uvicorn cancels them at the shutdown timeout.
+        AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+        self.lifecycle = lifecycle
+        self.drain_delay = drain_delay_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Deliberately not recording the signal in _captured_signals: uvicorn would re-raise it
+        # after shutdown and the process would die by signal instead of exiting 0.
+        if self.lifecycle.begin_drain():
+            logger.info("received %s: draining for %.1fs, then stopping", signal.Signals(sig).name, self.drain_delay)
+        elif sig == signal.SIGINT:
+            logger.warning("second interrupt: exiting now")
+            self.should_exit = True
+            self.force_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        started = self.lifecycle.drain_started_at
+        if started is not None and not self.should_exit and time.monotonic() - started >= self.drain_delay:
+            self.lifecycle.stop_accepting()
+            logger.info(
+                "drain delay over: refusing new requests, %d in flight get up to %.1fs",
+                self.lifecycle.in_flight,
+                self.config.timeout_graceful_shutdown or 0,
+            )
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def build_server(app: Starlette, settings: Settings) -> GracefulServer:
+    services: Services = app.state.services
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=settings.uvicorn_loop,
+        http=settings.uvicorn_http,
+        lifespan="on",
+        log_config=None,  # our JSON handler is already on the root logger
+        access_log=False,  # ObserveMiddleware writes the access log
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds + 0.999),
+        timeout_keep_alive=30,
+        proxy_headers=False,
+    )
+    return GracefulServer(config, services.lifecycle, settings.drain_delay_seconds)
+
+
+def serve(settings: Settings) -> int:
+    """Serve until shut down; returns the process exit status."""
+    from app.factory import create_app
+
+    app = create_app(settings)
+    server = build_server(app, settings)
+    logger.info(
+        "serving MCP on http://%s:%d/mcp (transport %s, packs: %s)",
+        settings.host,
+        settings.port,
+        settings.transport_mode,
+        ", ".join(app.state.services.enabled_packs) or "none",
+    )
+    server.run()
+    if server.started or server.should_exit:
+        logger.info("stopped cleanly")
+        return 0
+    return 1

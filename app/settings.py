@@ -1,0 +1,238 @@
+"""Every setting of the service, read from ``MCPS_*`` environment variables and an optional ``.env``.
+
+One validated object is built at start-up and handed down explicitly (never read from globals),
+so tests can build many apps with different settings in one process. ``docs/configuration.md``
+is the table of these fields; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "MCPS_"
+
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON array or a comma-separated string for list settings (``a,b`` is what people type)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``localhost`` included)."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Field docs are the user-facing meaning of each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- serving -------------------------------------------------------------------------
+    host: str = Field(
+        "127.0.0.1", description="Address to bind. Non-loopback needs authentication (or the I-know flag)."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to bind.")
+    public_url: str | None = Field(
+        None,
+        description="The URL clients use to reach /mcp (e.g. https://mcp.example.com/mcp). Its host is allowed "
+        "by Host/Origin checks and it is the OAuth resource identifier.",
+    )
+    server_name: str = Field(
+        "mcp-service", min_length=1, max_length=100, description="MCP server name (also the request-state audience)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Root log level.")
+    access_log: bool = Field(True, description="One JSON access-log line per HTTP request.")
+    access_log_health: bool = Field(False, description="Also log /health/* and /metrics requests (noisy under probes).")
+    uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="Event loop implementation.")
+    uvicorn_http: Literal["auto", "h11", "httptools"] = Field("auto", description="HTTP/1.1 parser implementation.")
+
+    # --- MCP transport ---------------------------------------------------------------------
+    transport_mode: Literal["stateless", "stateful"] = Field(
+        "stateless",
+        description="stateless: any replica serves any request (no sticky sessions). stateful: Mcp-Session-Id "
+        "sessions held in this process (server-to-client requests work, but a fleet needs session affinity).",
+    )
+    json_response: bool = Field(
+        False, description="Answer POSTs with plain JSON instead of SSE (no progress notifications)."
+    )
+    max_request_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+    session_idle_timeout_seconds: float = Field(
+        1800, gt=0, description="Stateful mode: idle sessions are closed after this."
+    )
+    max_sessions: int = Field(10_000, ge=1, description="Stateful mode: cap on concurrent sessions (503 past it).")
+    dns_rebinding_protection: bool = Field(True, description="Validate Host and Origin headers on /mcp.")
+    allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host header values accepted on /mcp besides loopback (host or host:port, host:* for any port).",
+    )
+    allowed_origins: CommaList = Field(
+        default_factory=list,
+        description="Origin header values accepted on /mcp besides loopback (scheme://host[:port], :* for any port).",
+    )
+    request_state_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated secrets (>= 32 chars) sealing 2026-07-28 requestState; the first seals, all "
+        "unseal. Every replica must share them. Unset: a per-process key is generated (one replica only).",
+    )
+    list_cache_ttl_seconds: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description="SEP-2549 ttlMs hint on tools/prompts/resources lists and server/discover (2026-07-28).",
+    )
+    request_state_ttl_seconds: float = Field(600, gt=0, le=86_400, description="Lifetime of sealed requestState.")
+
+    # --- security --------------------------------------------------------------------------
+    allow_unauthenticated_public_bind: bool = Field(
+        False,
+        description="The I-know flag: allow binding a non-loopback address with no authentication configured.",
+    )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    drain_delay_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, /health/ready is 503 but new requests are still served this long, so load "
+        "balancers stop routing here before the listener closes.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="After the drain delay, in-flight requests get this long to finish before they are cancelled.",
+    )
+    retry_after_seconds: int = Field(2, ge=0, le=3600, description="Retry-After on 503 answers while shutting down.")
+    readiness_check_timeout_seconds: float = Field(
+        0.5, gt=0, le=30, description="Budget of each readiness dependency check."
+    )
+
+    # --- tool packs --------------------------------------------------------------------------
+    packs: CommaList = Field(
+        default_factory=list,
+        description="Tool packs to enable, by name (built-in: conformance; plus any installed under the "
+        "mcp_service.packs entry-point group).",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", "packs", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("request_state_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("request_state_keys")
+    @classmethod
+    def _key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError(
+                "each key must be at least 32 characters "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL such as https://mcp.example.com/mcp")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _public_bind_needs_auth(self) -> Settings:
+        if not is_loopback(self.host) and not self.auth_configured and not self.allow_unauthenticated_public_bind:
+            raise ValueError(
+                f"refusing to bind {self.host} (reachable from other machines) with authentication disabled; "
+                f"configure authentication, bind 127.0.0.1, or set {ENV_PREFIX}ALLOW_UNAUTHENTICATED_PUBLIC_BIND=true"
+            )
+        return self
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def auth_configured(self) -> bool:
+        """Whether callers must authenticate. No credential source exists yet, so this is False."""
+        return False
+
+    @property
+    def stateless(self) -> bool:
+        return self.transport_mode == "stateless"
+
+    def effective_allowed_hosts(self) -> list[str]:
+        hosts = [*LOOPBACK_HOSTS, *self.allowed_hosts]
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            hosts += [parts.netloc, f"{parts.hostname}:*"]
+        return list(dict.fromkeys(hosts))
+
+    def effective_allowed_origins(self) -> list[str]:
+        origins = [*LOOPBACK_ORIGINS, *self.allowed_origins]
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+        return list(dict.fromkeys(origins))
+
+
+class SettingsError(Exception):
+    """A configuration problem, already phrased as one readable line per problem."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable, naming it and the problem, never echoing the value (it may be a secret)."""
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"] if not isinstance(part, int)]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(
+            f"invalid setting {ENV_PREFIX}{loc[0].upper()}: {message}" if loc else f"invalid settings: {message}"
+        )
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and ``.env``), raising `SettingsError` with readable lines."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"invalid setting: a list value is not valid JSON ({exc.msg})") from None

@@ -1,0 +1,97 @@
+"""The SDK's MCP server and its streamable-HTTP app, configured from settings.
+
+One `MCPServer` per app. The legacy (initialize-handshake) era is stateless by default so any
+replica can serve any request; the 2026-07-28 era is stateless by design. Both share ``/mcp``:
+the SDK routes each request by its ``MCP-Protocol-Version`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mcp.server.caching import CacheableMethod, CacheHint
+from mcp.server.mcpserver import MCPServer
+from mcp.server.request_state import RequestStateSecurity
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+
+from app import __version__
+from app.middleware.chain import build_chain
+from app.packs import load_packs
+from app.services import Services
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+INSTRUCTIONS = (
+    "A remote MCP service. Tools are grouped in packs; each tool's description says what it does and "
+    "when not to use it. Failures come back as structured errors with a code and whether to retry."
+)
+
+
+def request_state_security(settings: Settings) -> RequestStateSecurity:
+    """Shared keys when configured (a fleet); a per-process key otherwise (one replica only)."""
+    if settings.request_state_keys:
+        keys = [key.get_secret_value() for key in settings.request_state_keys]
+        return RequestStateSecurity(keys=keys, ttl=settings.request_state_ttl_seconds, audience=settings.server_name)
+    logger.warning(
+        "no MCPS_REQUEST_STATE_KEYS configured: generated a per-process key; multi-round-trip requests "
+        "will fail across replicas or restarts. Set the same keys on every replica."
+    )
+    return RequestStateSecurity.ephemeral(ttl=settings.request_state_ttl_seconds, audience=settings.server_name)
+
+
+def cache_hints(settings: Settings) -> dict[CacheableMethod, CacheHint]:
+    """SEP-2549 freshness hints. Lists may differ per caller (scopes), so they are private."""
+    ttl_ms = settings.list_cache_ttl_seconds * 1000
+    private = CacheHint(ttl_ms=ttl_ms, scope="private")
+    return {
+        "server/discover": CacheHint(ttl_ms=ttl_ms, scope="public"),
+        "tools/list": private,
+        "prompts/list": private,
+        "resources/list": private,
+        "resources/templates/list": private,
+    }
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=settings.dns_rebinding_protection,
+        allowed_hosts=settings.effective_allowed_hosts(),
+        allowed_origins=settings.effective_allowed_origins(),
+    )
+
+
+def build_mcp_server(services: Services) -> MCPServer[Any]:
+    settings = services.settings
+    server: MCPServer[Any] = MCPServer(
+        settings.server_name,
+        title="MCP Service",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        log_level=settings.log_level,
+        request_state_security=request_state_security(settings),
+        cache_hints=cache_hints(settings),
+        middleware=build_chain(services),
+    )
+    load_packs(server, services)
+    return server
+
+
+def build_mcp_app(server: MCPServer[Any], settings: Settings) -> tuple[Starlette, StreamableHTTPSessionManager]:
+    """The SDK's Starlette app serving ``/mcp``, and its session manager (the parent lifespan runs it)."""
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        json_response=settings.json_response,
+        stateless_http=settings.stateless,
+        max_request_body_size=settings.max_request_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout_seconds,
+        max_sessions=settings.max_sessions,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+    return app, server.session_manager

@@ -1,0 +1,61 @@
+"""Regenerate the settings table in docs/configuration.md from `app.settings.Settings`.
+
+Usage: python scripts/gen_config_doc.py [--check]   (--check exits 1 when the doc is stale)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic_core import PydanticUndefined
+
+from app.settings import ENV_PREFIX, Settings
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+BEGIN = "<!-- settings-table:begin -->"
+END = "<!-- settings-table:end -->"
+
+
+def _default(field: object) -> str:
+    default = getattr(field, "default", PydanticUndefined)
+    factory = getattr(field, "default_factory", None)
+    if default is PydanticUndefined and factory is not None:
+        default = factory()
+    if default is None:
+        return "unset"
+    if isinstance(default, list):
+        return ", ".join(default) if default else "empty"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return str(default)
+
+
+def table() -> str:
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{_default(field)}` | {description} |")
+    return "\n".join(rows)
+
+
+def render(current: str) -> str:
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+
+
+def main() -> int:
+    current = DOC.read_text()
+    wanted = render(current)
+    if "--check" in sys.argv:
+        if wanted != current:
+            print(f"{DOC} is stale: run python scripts/gen_config_doc.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(wanted)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Raw JSON-RPC over HTTP, for what the SDK client will not send (bad input, odd headers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+
+LEGACY_VERSION = "2025-11-25"
+MODERN_VERSION = "2026-07-28"
+
+BASE_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def legacy_headers(**extra: str) -> dict[str, str]:
+    return {**BASE_HEADERS, "mcp-protocol-version": LEGACY_VERSION, **extra}
+
+
+def modern_headers(method: str, name: str | None = None, **extra: str) -> dict[str, str]:
+    headers = {**BASE_HEADERS, "mcp-protocol-version": MODERN_VERSION, "mcp-method": method, **extra}
+    if name is not None:
+        headers["mcp-name"] = name
+    return headers
+
+
+def modern_meta() -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+def messages(response: httpx2.Response) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a response, whether it came as JSON or as an SSE stream."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        out = []
+        for line in response.text.splitlines():
+            if line.startswith("data:") and line[5:].strip():
+                out.append(json.loads(line[5:]))
+        return out
+    body = response.json()
+    return body if isinstance(body, list) else [body]
+
+
+def final(response: httpx2.Response) -> dict[str, Any]:
+    """The response message (the one with an id and a result or error)."""
+    for message in reversed(messages(response)):
+        if "result" in message or "error" in message:
+            return message
+    raise AssertionError(f"no JSON-RPC response in {response.text[:500]!r}")

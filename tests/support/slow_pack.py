@@ -1,0 +1,33 @@
+"""A third-party-style pack used by tests, installed through the entry-point group at run time.
+
+It proves the plugin path (entry point -> register) and gives shutdown tests a call that stays in
+flight for as long as they need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
+
+from app.services import Services
+
+
+def register(server: MCPServer[Any], services: Services) -> None:
+    del services
+
+    @server.tool(
+        name="sleep", description="Wait the given number of seconds, reporting progress each second, then say so."
+    )
+    async def sleep(ctx: Context, seconds: float = Field(ge=0, le=60)) -> str:
+        steps = max(1, int(seconds))
+        for step in range(steps):
+            await anyio.sleep(seconds / steps)
+            await ctx.report_progress(step + 1, steps)
+        return f"slept {seconds:g}s"
+
+
+def register_broken(server: MCPServer[Any], services: Services) -> None:
+    raise RuntimeError("this pack is broken on purpose")

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
         1800, gt=0, description="Stateful mode: idle sessions are closed after this."
     )
     max_sessions: int = Field(10_000, ge=1, description="Stateful mode: cap on concurrent sessions (503 past it).")
+    event_store_max_events: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="Stateful mode: SSE events kept for resumption with Last-Event-ID (0 disables resumability).",
+    )
+    sse_retry_interval_ms: int = Field(
+        1000, ge=0, le=600_000, description="Stateful mode: the SSE retry hint sent to clients (0 sends none)."
+    )
     dns_rebinding_protection: bool = Field(True, description="Validate Host and Origin headers on /mcp.")
     allowed_hosts: CommaList = Field(
         default_factory=list,

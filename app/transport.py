@@ -18,6 +18,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from app import __version__
+from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
 from app.packs import load_packs
 from app.services import Services
@@ -84,8 +85,11 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
 
 def build_mcp_app(server: MCPServer[Any], settings: Settings) -> tuple[Starlette, StreamableHTTPSessionManager]:
     """The SDK's Starlette app serving ``/mcp``, and its session manager (the parent lifespan runs it)."""
+    resumable = not settings.stateless and settings.event_store_max_events > 0
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
+        event_store=BoundedMemoryEventStore(settings.event_store_max_events) if resumable else None,
+        retry_interval=settings.sse_retry_interval_ms or None,
         json_response=settings.json_response,
         stateless_http=settings.stateless,
         max_request_body_size=settings.max_request_body_bytes,

@@ -6,13 +6,14 @@ import httpx2
 import pytest
 
 from tests.conftest import ServiceFactory
+from tests.support.metrics import sample
 from tests.support.rpc import final, legacy_headers, modern_headers, modern_meta
 from tests.support.service import ServiceProcess
 
 
-@pytest.fixture
-def service(service_factory: ServiceFactory) -> ServiceProcess:
-    return service_factory({"MCPS_PACKS": "conformance", "MCPS_ALLOWED_ORIGINS": "https://app.example.com"})
+@pytest.fixture(scope="module")
+def service(module_service_factory: ServiceFactory) -> ServiceProcess:
+    return module_service_factory({"MCPS_PACKS": "conformance", "MCPS_ALLOWED_ORIGINS": "https://app.example.com"})
 
 
 def test_liveness_and_readiness(service: ServiceProcess) -> None:
@@ -28,13 +29,16 @@ def test_liveness_and_readiness(service: ServiceProcess) -> None:
 
 
 def test_metrics_exposition(service: ServiceProcess) -> None:
+    labels = {"route": "/health/live", "method": "GET", "status": "200"}
+    before = sample(service.base_url, "mcp_service_http_requests_total", **labels)
     httpx2.get(f"{service.base_url}/health/live")
+    httpx2.get(f"{service.base_url}/health/live")
+    assert sample(service.base_url, "mcp_service_http_requests_total", **labels) == before + 2
     response = httpx2.get(f"{service.base_url}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'mcp_service_build_info{mcp_sdk_version="' in text
-    assert 'mcp_service_http_requests_total{method="GET",route="/health/live",status="200"} 1.0' in text
 
 
 def test_foreign_host_gets_421(service: ServiceProcess) -> None:

@@ -13,6 +13,8 @@ from tests.conftest import ServiceFactory
 from tests.support.rpc import final, legacy_headers, modern_headers, modern_meta
 from tests.support.service import ServiceProcess
 
+pytestmark = pytest.mark.anyio
+
 ERAS = ["legacy", "2026-07-28"]
 
 
@@ -108,7 +110,12 @@ def test_legacy_stateless_needs_no_initialize(service_factory: ServiceFactory) -
     response = httpx2.post(
         service.mcp_url,
         headers=legacy_headers(),
-        json={"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}},
+        json={
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "tools/call",
+            "params": {"name": "test_simple_text", "arguments": {}},
+        },
     )
     assert final(response)["result"]["content"][0]["text"].startswith("This is a simple text")
 

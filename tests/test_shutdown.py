@@ -20,6 +20,8 @@ from tests.conftest import ServiceFactory
 from tests.support.plugins import install_test_packs
 from tests.support.rpc import final, legacy_headers
 
+pytestmark = pytest.mark.anyio
+
 
 def _slow_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**install_test_packs(tmp_path / "site"), "MCPS_PACKS": "slow", **extra}

@@ -1,8 +1,10 @@
-"""Admission at the HTTP edge: shutdown gating and the one path normalization the SDK lacks.
+"""Admission at the HTTP edge: shutdown gating and the request normalization the SDK lacks.
 
 While stopping, new requests get 503 with ``Retry-After`` (probes still answer, so an orchestrator
 sees why). ``/mcp/`` is served as ``/mcp``: the SDK's router would answer it with a 307, and some
-clients do not replay a POST body across redirects.
+clients do not replay a POST body across redirects. Header values lose leading and trailing
+whitespace (RFC 9110 section 5.5 OWS), which httptools keeps and the SDK compares verbatim
+(``Mcp-Name: " tool "`` must match the body's ``tool``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
+_OWS = (b" ", b"\t")
 
 
 class GateMiddleware:
@@ -30,6 +33,9 @@ class GateMiddleware:
         if path == self.mcp_path_slash:
             scope = {**scope, "path": self.mcp_path, "raw_path": self.mcp_path.encode()}
             path = self.mcp_path
+        headers = scope["headers"]
+        if any(value[:1] in _OWS or value[-1:] in _OWS for _, value in headers):
+            scope = {**scope, "headers": [(key, value.strip(b" \t")) for key, value in headers]}
         lifecycle = self.lifecycle
         if not lifecycle.accepting and not path.startswith(_ALWAYS_OPEN):
             await _service_unavailable(send, self.retry_after)

@@ -1,0 +1,25 @@
+"""The two places packs must reach past `MCPServer`'s public surface (mcp 2.3 has no accessor).
+
+Kept here so an SDK upgrade that adds public API changes one file. The SDK's own conformance
+fixture (examples/servers/everything-server) reaches in the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.lowlevel.server import Server
+from mcp.server.mcpserver import MCPServer
+
+
+def lowlevel(server: MCPServer[Any]) -> Server[Any]:
+    """The low-level server, for core methods MCPServer has no decorator for (logging/setLevel, subscribe)."""
+    return server._lowlevel_server
+
+
+def set_input_schema(server: MCPServer[Any], tool_name: str, schema: dict[str, Any]) -> None:
+    """Publish a hand-written JSON Schema for a tool (e.g. 2020-12 keywords pydantic cannot express)."""
+    tool = server._tool_manager.get_tool(tool_name)
+    if tool is None:
+        raise KeyError(tool_name)
+    tool.parameters = schema

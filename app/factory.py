@@ -17,7 +17,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
+from app.auth.metadata import resource_metadata_routes
 from app.health import health_endpoints
+from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
 from app.log import configure_logging
@@ -34,6 +36,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
     server = build_mcp_server(services)
     mcp_app, session_manager = build_mcp_app(server, settings)
     live, ready = health_endpoints(services.lifecycle, services.health)
+    metrics = protect(services.metrics.endpoint, settings.metrics_token)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -47,7 +50,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         routes=[
             Route("/health/live", live, methods=["GET", "HEAD"]),
             Route("/health/ready", ready, methods=["GET", "HEAD"]),
-            Route("/metrics", services.metrics.endpoint, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *resource_metadata_routes(settings, services.policies),
             Mount("/", app=mcp_app),
         ],
         middleware=[

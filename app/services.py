@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from app.health import HealthRegistry
 from app.lifecycle import Lifecycle
 from app.metrics import Metrics
+from app.policy import Policies
 from app.settings import Settings
 
 
@@ -22,6 +23,7 @@ class Services:
     lifecycle: Lifecycle
     health: HealthRegistry
     metrics: Metrics
+    policies: Policies = field(default_factory=Policies)
     enabled_packs: list[str] = field(default_factory=list)
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 

@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.auth.api_keys import ApiKeyEntry
+from app.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS
+
 ENV_PREFIX = "MCPS_"
 
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
@@ -123,10 +126,45 @@ class Settings(BaseSettings):
     )
     request_state_ttl_seconds: float = Field(600, gt=0, le=86_400, description="Lifetime of sealed requestState.")
 
-    # --- security --------------------------------------------------------------------------
+    # --- authentication and authorization ------------------------------------------------
+    auth_disabled: bool = Field(
+        False,
+        description="Turn authentication off (every caller is an anonymous admin). Accepted only on a loopback "
+        "bind, unless MCPS_ALLOW_UNAUTHENTICATED_PUBLIC_BIND is also set.",
+    )
     allow_unauthenticated_public_bind: bool = Field(
         False,
-        description="The I-know flag: allow binding a non-loopback address with no authentication configured.",
+        description="The I-know flag: allow binding a non-loopback address with authentication disabled.",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Hashed API keys, comma-separated (or a JSON array): sha256:<hex>;principal=<id>;scopes=<a b>"
+        "[;expires=<ISO 8601>]. Mint one with: python -m app keys new --principal NAME --scopes ...",
+    )
+    jwt_issuer: str | None = Field(None, description="JWT access tokens: the required iss (your identity provider).")
+    jwt_audience: str | None = Field(
+        None, description="JWT access tokens: the required aud. Default: MCPS_PUBLIC_URL (RFC 8707 resource)."
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWT access tokens: the identity provider's JWKS URL.")
+    jwt_public_key: SecretStr | None = Field(
+        None, description="JWT access tokens: a static PEM public key instead of a JWKS URL."
+    )
+    jwt_algorithms: CommaList = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"],
+        description="Accepted JWT signature algorithms (asymmetric only; none and HS* are refused).",
+    )
+    jwt_leeway_seconds: float = Field(30, ge=0, le=300, description="Clock skew allowed on exp and nbf.")
+    jwks_cache_seconds: float = Field(600, ge=10, le=86_400, description="How long fetched JWKS keys are trusted.")
+    jwks_min_refresh_seconds: float = Field(
+        30, ge=1, le=3600, description="Unknown kid triggers a JWKS refetch at most this often."
+    )
+    jwks_timeout_seconds: float = Field(3, gt=0, le=30, description="Timeout of a JWKS fetch.")
+    auth_required_scopes: CommaList = Field(
+        default_factory=list,
+        description="Scopes every caller must hold to use /mcp at all (403 insufficient_scope otherwise).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics requires Authorization: Bearer <this token>."
     )
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -155,12 +193,14 @@ class Settings(BaseSettings):
         "mcp_service.packs entry-point group).",
     )
 
-    @field_validator("allowed_hosts", "allowed_origins", "packs", mode="before")
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "packs", "jwt_algorithms", "auth_required_scopes", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("request_state_keys", mode="before")
+    @field_validator("request_state_keys", "api_keys", mode="before")
     @classmethod
     def _keys(cls, value: Any) -> Any:
         return _split_list(value)
@@ -175,7 +215,27 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("public_url")
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for index, entry in enumerate(value):
+            try:
+                ApiKeyEntry.parse(entry.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"entry {index + 1}: {exc}") from None
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        unsafe = sorted(set(value) - ASYMMETRIC_ALGORITHMS)
+        if unsafe:
+            raise ValueError(f"only asymmetric algorithms are accepted, not {', '.join(unsafe)[:100]}")
+        if not value:
+            raise ValueError("at least one algorithm is needed")
+        return value
+
+    @field_validator("public_url", "jwt_jwks_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -188,19 +248,46 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _public_bind_needs_auth(self) -> Settings:
-        if not is_loopback(self.host) and not self.auth_configured and not self.allow_unauthenticated_public_bind:
+    def _auth_is_coherent(self) -> Settings:
+        jwt_sources = [self.jwt_jwks_url, self.jwt_public_key]
+        if self.jwt_issuer or any(jwt_sources):
+            if not self.jwt_issuer:
+                raise ValueError(f"JWT validation needs {ENV_PREFIX}JWT_ISSUER")
+            if sum(source is not None for source in jwt_sources) != 1:
+                raise ValueError(
+                    f"JWT validation needs exactly one of {ENV_PREFIX}JWT_JWKS_URL or {ENV_PREFIX}JWT_PUBLIC_KEY"
+                )
+            if not self.resource_url:
+                raise ValueError(
+                    f"JWT validation needs {ENV_PREFIX}PUBLIC_URL (or {ENV_PREFIX}JWT_AUDIENCE): the audience"
+                )
+        if self.auth_disabled:
+            if not is_loopback(self.host) and not self.allow_unauthenticated_public_bind:
+                raise ValueError(
+                    f"refusing to bind {self.host} (reachable from other machines) with authentication disabled; "
+                    f"configure authentication, bind 127.0.0.1, or set "
+                    f"{ENV_PREFIX}ALLOW_UNAUTHENTICATED_PUBLIC_BIND=true"
+                )
+        elif not self.auth_configured:
             raise ValueError(
-                f"refusing to bind {self.host} (reachable from other machines) with authentication disabled; "
-                f"configure authentication, bind 127.0.0.1, or set {ENV_PREFIX}ALLOW_UNAUTHENTICATED_PUBLIC_BIND=true"
+                f"authentication is on but no credential is configured: set {ENV_PREFIX}API_KEYS (python -m app keys "
+                f"new) or {ENV_PREFIX}JWT_ISSUER and friends, or {ENV_PREFIX}AUTH_DISABLED=true for local development"
             )
         return self
 
     # --- derived -------------------------------------------------------------------------------
     @property
     def auth_configured(self) -> bool:
-        """Whether callers must authenticate. No credential source exists yet, so this is False."""
-        return False
+        """Whether any credential source (API keys, JWT) is configured."""
+        return bool(self.api_keys) or self.jwt_issuer is not None
+
+    @property
+    def resource_url(self) -> str | None:
+        """This server's OAuth resource identifier (RFC 8707 / 9728): the JWT audience."""
+        return self.jwt_audience or self.public_url
+
+    def api_key_entries(self) -> list[ApiKeyEntry]:
+        return [ApiKeyEntry.parse(key.get_secret_value()) for key in self.api_keys]
 
     @property
     def stateless(self) -> bool:

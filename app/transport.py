@@ -18,6 +18,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from app import __version__
+from app.auth.setup import build_auth
 from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
 from app.packs import load_packs
@@ -69,6 +70,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 def build_mcp_server(services: Services) -> MCPServer[Any]:
     settings = services.settings
+    auth, token_verifier = build_auth(settings, services.health)
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -78,6 +80,8 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
         request_state_security=request_state_security(settings),
         cache_hints=cache_hints(settings),
         middleware=build_chain(services),
+        auth=auth,
+        token_verifier=token_verifier,
     )
     load_packs(server, services)
     return server

@@ -13,10 +13,21 @@ from app.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from tests.support.service import ROOT
 
 
-def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(__import__("os").environ):
         if key.startswith(ENV_PREFIX):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("MCPS_AUTH_DISABLED", "true")
+
+
+def test_authentication_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCPS_AUTH_DISABLED")
+    with pytest.raises(SettingsError, match="authentication is on but no credential is configured"):
+        load_settings(_env_file=None)
+
+
+def test_defaults_are_safe() -> None:
     settings = load_settings(_env_file=None)
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
@@ -34,7 +45,7 @@ def test_lists_accept_commas_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_public_url_host_is_allowed() -> None:
-    settings = Settings(public_url="https://mcp.example.com/mcp/", _env_file=None)
+    settings = Settings(public_url="https://mcp.example.com/mcp/", auth_disabled=True, _env_file=None)
     assert settings.public_url == "https://mcp.example.com/mcp"
     assert "mcp.example.com" in settings.effective_allowed_hosts()
     assert "https://mcp.example.com" in settings.effective_allowed_origins()
@@ -68,7 +79,7 @@ def test_secret_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None
         load_settings(_env_file=None)
     assert "MCPS_REQUEST_STATE_KEYS" in str(info.value)
     assert "tooshort-but-secret-value" not in str(info.value)
-    settings = Settings(request_state_keys=["k" * 40], _env_file=None)
+    settings = Settings(request_state_keys=["k" * 40], auth_disabled=True, _env_file=None)
     assert "k" * 40 not in repr(settings)
 
 
@@ -76,11 +87,14 @@ def test_public_bind_without_auth_is_refused_unless_acknowledged() -> None:
     with pytest.raises(SettingsError, match=r"refusing to bind 0\.0\.0\.0"):
         load_settings(host="0.0.0.0", _env_file=None)
     assert load_settings(host="0.0.0.0", allow_unauthenticated_public_bind=True, _env_file=None).host == "0.0.0.0"
+    key = "sha256:" + "ab" * 32 + ";principal=ci;scopes=tasks:read"
+    assert load_settings(host="0.0.0.0", auth_disabled=False, api_keys=key, _env_file=None).auth_configured
     assert load_settings(host="::1", _env_file=None).host == "::1"
 
 
 def _run_cli(env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in __import__("os").environ.items() if not k.startswith(ENV_PREFIX)}
+    base["MCPS_AUTH_DISABLED"] = "true"
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         env={**base, **env},

@@ -106,7 +106,7 @@ def test_deadline_cancels_stuck_calls_and_still_exits_zero(service_factory: Serv
 
 
 async def test_requests_after_the_drain_get_503_with_retry_after() -> None:
-    app = create_app(Settings(retry_after_seconds=7, _env_file=None), configure_logs=False)
+    app = create_app(Settings(retry_after_seconds=7, auth_disabled=True, _env_file=None), configure_logs=False)
     app.state.services.lifecycle.phase = Phase.STOPPING
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:

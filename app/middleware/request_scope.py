@@ -1,7 +1,8 @@
 """Re-binds the HTTP request id inside the SDK's handler task.
 
-In stateless mode the SDK serves each message from a task of its own task group, which does not
-inherit the HTTP task's contextvars; the Starlette request riding on the context does carry it.
+In stateful mode a session's messages are served by the task that the session's *first* request
+started, so contextvars there hold that request's values; the Starlette request riding on each
+message's context is the right one, so the id is taken from it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
+from app.packs._sdk import inventory
+from app.policy import Policies, ToolPolicy
 from app.services import Services
 
 ENTRY_POINT_GROUP = "mcp_service.packs"
@@ -45,6 +47,7 @@ def _resolve(name: str) -> PackRegistrar:
 def load_packs(server: MCPServer[Any], services: Services) -> None:
     """Register every enabled pack, in the order given; any failure stops start-up naming the pack."""
     for name in dict.fromkeys(services.settings.packs):
+        before = inventory(server)
         try:
             registrar = _resolve(name)
             registrar(server, services)
@@ -52,4 +55,22 @@ def load_packs(server: MCPServer[Any], services: Services) -> None:
             raise
         except Exception as exc:
             raise PackLoadError(f"tool pack {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
+        _default_policies(services.policies, name, before, inventory(server))
         services.enabled_packs.append(name)
+
+
+def _default_policies(
+    policies: Policies,
+    pack: str,
+    before: tuple[set[str], set[str], set[str], set[str]],
+    after: tuple[set[str], set[str], set[str], set[str]],
+) -> None:
+    """Whatever the pack added without declaring a policy requires the pack's name as a scope."""
+    scopes = (pack,)
+    tools, uris, templates, prompts = (now - then for now, then in zip(after, before, strict=True))
+    for tool in tools - policies.tools.keys():
+        policies.declare_tool(tool, ToolPolicy(scopes=scopes))
+    for uri in (uris | templates) - policies.resources.keys() - policies.templates.keys():
+        policies.declare_resource(uri, scopes)
+    for prompt in prompts - policies.prompts.keys():
+        policies.declare_prompt(prompt, scopes)

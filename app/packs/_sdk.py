@@ -23,3 +23,13 @@ def set_input_schema(server: MCPServer[Any], tool_name: str, schema: dict[str, A
     if tool is None:
         raise KeyError(tool_name)
     tool.parameters = schema
+
+
+def inventory(server: MCPServer[Any]) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Names of the registered tools, resource URIs, resource templates and prompts."""
+    tools = {tool.name for tool in server._tool_manager.list_tools()}
+    resources = server._resource_manager
+    uris = {str(resource.uri) for resource in resources.list_resources()}
+    templates = {template.uri_template for template in resources.list_templates()}
+    prompts = {prompt.name for prompt in server._prompt_manager.list_prompts()}
+    return tools, uris, templates, prompts

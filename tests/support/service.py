@@ -39,9 +39,11 @@ class ServiceProcess:
             "MCPS_HOST": "127.0.0.1",
             "MCPS_PORT": str(self.port),
             "MCPS_DRAIN_DELAY_SECONDS": "0",
+            "MCPS_AUTH_DISABLED": "true",
             "MCPS_SHUTDOWN_TIMEOUT_SECONDS": "10",
             "PYTHONUNBUFFERED": "1",
-            **(env or {}),
+            # "{port}" in a value becomes this service's port (for URLs naming the service itself).
+            **{key: value.replace("{port}", str(self.port)) for key, value in (env or {}).items()},
         }
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None

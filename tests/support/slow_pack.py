@@ -6,17 +6,25 @@ flight for as long as they need.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from app.auth.principal import current_principal
 from app.services import Services
 
 
 def register(server: MCPServer[Any], services: Services) -> None:
     del services
+
+    @server.tool(name="whoami", description="Report the calling principal, as the guard chain bound it.")
+    def whoami() -> dict[str, Any]:
+        principal = current_principal()
+        logging.getLogger("tests.slow_pack").warning("whoami body ran for %s", principal.id)
+        return {"id": principal.id, "kind": principal.kind, "scopes": sorted(principal.scopes)}
 
     @server.tool(
         name="sleep", description="Wait the given number of seconds, reporting progress each second, then say so."

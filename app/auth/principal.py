@@ -1,0 +1,70 @@
+"""The authenticated caller, as tool code sees it.
+
+Packs isolate data by `Principal.id` and check rights with `Principal.allows`. The ``admin`` scope
+grants every other scope. The guard chain binds the principal of each MCP message; tool code reads
+it with `current_principal()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Literal
+
+from mcp.server.auth.provider import AccessToken
+
+ADMIN_SCOPE = "admin"
+
+CredentialKind = Literal["api_key", "jwt", "anonymous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: str
+    scopes: frozenset[str]
+    kind: CredentialKind
+    client_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return ADMIN_SCOPE in self.scopes or scope in self.scopes
+
+    def missing(self, required: Iterable[str]) -> list[str]:
+        """The required scopes this principal lacks, in order (empty when allowed)."""
+        if ADMIN_SCOPE in self.scopes:
+            return []
+        return [scope for scope in required if scope not in self.scopes]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_SCOPE in self.scopes
+
+
+# Auth disabled (loopback development only): one local caller with every right.
+ANONYMOUS = Principal(id="anonymous", scopes=frozenset({ADMIN_SCOPE}), kind="anonymous")
+
+_current: ContextVar[Principal | None] = ContextVar("principal", default=None)
+
+
+def current_principal() -> Principal:
+    """The caller of the tool being run. Outside a request this is a programming error."""
+    principal = _current.get()
+    if principal is None:
+        raise RuntimeError("no principal bound: current_principal() called outside an MCP request")
+    return principal
+
+
+def bind_principal(principal: Principal | None) -> object:
+    return _current.set(principal)
+
+
+def unbind_principal(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]
+
+
+def principal_from_access_token(token: AccessToken) -> Principal:
+    """Our verifiers put the principal's parts into the SDK's `AccessToken`; read them back."""
+    claims = token.claims or {}
+    kind: CredentialKind = "api_key" if claims.get("credential") == "api_key" else "jwt"
+    principal_id = str(claims.get("principal") or token.subject or token.client_id)
+    return Principal(id=principal_id, scopes=frozenset(token.scopes), kind=kind, client_id=token.client_id)

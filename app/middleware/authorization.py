@@ -1,0 +1,143 @@
+"""Per-tool, per-resource and per-prompt authorization, and the principal binding for tool code.
+
+The SDK's HTTP auth has already answered 401/403 for missing or refused credentials; here the
+verified caller becomes a `Principal`, lists are filtered to what it may use, and a call to
+anything else is refused before the handler runs: a tool call with a PERMISSION_DENIED result,
+a resource read or prompt get with a JSON-RPC error, both naming the missing scope. Items without
+a declared policy (e.g. added at run time) need ``admin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
+
+from app.auth.principal import (
+    ADMIN_SCOPE,
+    ANONYMOUS,
+    Principal,
+    bind_principal,
+    principal_from_access_token,
+    unbind_principal,
+)
+from app.errors import ErrorCode, ServiceError
+from app.middleware.results import error_result
+from app.policy import Policies
+
+# JSON-RPC error code for an authorization refusal of a non-tool request (server-defined range).
+PERMISSION_DENIED_RPC = -32003
+_UNDECLARED = (ADMIN_SCOPE,)
+
+
+def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool) -> Principal | None:
+    if auth_disabled:
+        return ANONYMOUS
+    request = ctx.request
+    user = getattr(request, "scope", {}).get("user") if request is not None else None
+    if isinstance(user, AuthenticatedUser):
+        return principal_from_access_token(user.access_token)
+    return None
+
+
+def _name(params: Mapping[str, Any] | None, key: str) -> str | None:
+    value = (params or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
+def denied(missing: list[str], what: str) -> ServiceError:
+    return ServiceError(
+        ErrorCode.PERMISSION_DENIED,
+        f"{what} requires scope {' '.join(missing)}",
+        details={"missing_scopes": missing},
+    )
+
+
+class AuthorizationMiddleware:
+    def __init__(self, policies: Policies, *, auth_disabled: bool) -> None:
+        self.policies = policies
+        self.auth_disabled = auth_disabled
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        principal = _principal_of(ctx, self.auth_disabled)
+        if principal is None:  # no HTTP request (not served here) or no verified user: refuse everything
+            principal = Principal(id="unauthenticated", scopes=frozenset(), kind="anonymous")
+        token = bind_principal(principal)
+        try:
+            return await self._authorize(ctx, call_next, principal)
+        finally:
+            unbind_principal(token)
+
+    async def _authorize(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, principal: Principal
+    ) -> HandlerResult:
+        method = ctx.method
+        if method == "tools/call":
+            name = _name(ctx.params, "name") or ""
+            policy = self.policies.tool(name)
+            missing = principal.missing(policy.scopes if policy else _UNDECLARED)
+            if missing:
+                return error_result(denied(missing, f"tool {name!r}"))
+        elif method == "resources/read":
+            uri = _name(ctx.params, "uri") or ""
+            missing = principal.missing(self.policies.resource_scopes(uri) or _UNDECLARED)
+            if missing:
+                raise _rpc_denied(denied(missing, "this resource"))
+        elif method == "prompts/get":
+            name = _name(ctx.params, "name") or ""
+            missing = principal.missing(self.policies.prompt_scopes(name) or _UNDECLARED)
+            if missing:
+                raise _rpc_denied(denied(missing, f"prompt {name!r}"))
+        result = await call_next(ctx)
+        if principal.is_admin:
+            return result
+        return self._filter(method, result, principal)
+
+    def _filter(self, method: str, result: HandlerResult, principal: Principal) -> HandlerResult:
+        listing = _LISTINGS.get(method)
+        if listing is None or result is None:
+            return result
+        field, key = listing
+        body = (
+            result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if isinstance(result, BaseModel)
+            else result
+        )
+        items = body.get(field)
+        if not isinstance(items, list):
+            return result
+        required = self._required_for(method)
+        kept = [item for item in items if not principal.missing(required(str(item.get(key, ""))) or _UNDECLARED)]
+        return {**body, field: kept}
+
+    def _required_for(self, method: str) -> Callable[[str], tuple[str, ...] | None]:
+        policies = self.policies
+        if method == "tools/list":
+            return lambda name: _scopes(policies.tool(name))
+        if method == "resources/list":
+            return policies.resource_scopes
+        if method == "resources/templates/list":
+            return policies.templates.get
+        return policies.prompt_scopes
+
+
+# The list results the middleware filters: method -> (result field, item key). Results reach the
+# middleware already serialized (wire field names), or as models, which are dumped to match.
+_LISTINGS = {
+    "tools/list": ("tools", "name"),
+    "resources/list": ("resources", "uri"),
+    "resources/templates/list": ("resourceTemplates", "uriTemplate"),
+    "prompts/list": ("prompts", "name"),
+}
+
+
+def _scopes(policy: Any) -> tuple[str, ...]:
+    return policy.scopes if policy is not None else _UNDECLARED
+
+
+def _rpc_denied(error: ServiceError) -> MCPError:
+    return MCPError(code=PERMISSION_DENIED_RPC, message=error.message, data=error.to_dict())

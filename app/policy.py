@@ -1,0 +1,61 @@
+"""What each tool, resource and prompt requires, declared by packs and enforced by the guard chain.
+
+A pack declares policy next to its tool; it never enforces anything itself. An item a pack leaves
+undeclared requires the pack's own name as a scope (e.g. ``conformance``), so nothing is ever
+reachable by default. The ``admin`` scope grants everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mcp.shared.uri_template import UriTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    scopes: tuple[str, ...]
+
+
+@dataclass
+class Policies:
+    tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    prompts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _compiled: list[tuple[UriTemplate, tuple[str, ...]]] = field(default_factory=list)
+
+    def declare_tool(self, name: str, policy: ToolPolicy) -> None:
+        self.tools[name] = policy
+
+    def declare_resource(self, uri_or_template: str, scopes: tuple[str, ...]) -> None:
+        if UriTemplate.is_template(uri_or_template):
+            self.templates[uri_or_template] = scopes
+            self._compiled.append((UriTemplate.parse(uri_or_template), scopes))
+        else:
+            self.resources[uri_or_template] = scopes
+
+    def declare_prompt(self, name: str, scopes: tuple[str, ...]) -> None:
+        self.prompts[name] = scopes
+
+    def tool(self, name: str) -> ToolPolicy | None:
+        return self.tools.get(name)
+
+    def resource_scopes(self, uri: str) -> tuple[str, ...] | None:
+        """Scopes to read ``uri``: its own declaration, else the first template that matches."""
+        scopes = self.resources.get(uri)
+        if scopes is not None:
+            return scopes
+        for template, template_scopes in self._compiled:
+            if template.match(uri) is not None:
+                return template_scopes
+        return None
+
+    def prompt_scopes(self, name: str) -> tuple[str, ...] | None:
+        return self.prompts.get(name)
+
+    def all_scopes(self) -> list[str]:
+        found = {s for p in self.tools.values() for s in p.scopes}
+        for group in (self.resources, self.templates, self.prompts):
+            found.update(s for scopes in group.values() for s in scopes)
+        return sorted(found | {"admin"})

@@ -4,13 +4,21 @@ A tool (or a guard stage, or the upstream client) raises a `ServiceError`; the g
 it into an ``isError`` tool result whose ``structuredContent`` is `ServiceError.to_dict` and whose
 text is one readable line an agent can act on. Anything else that escapes a tool becomes
 INTERNAL_ERROR carrying only the request id: never a stack trace, never a secret.
-Protocol-level failures (bad JSON-RPC, unknown method) stay JSON-RPC errors; this is for tool calls.
+
+`ServiceError` is an SDK `MCPError`, because the SDK passes MCPErrors raised in a tool through
+unchanged (anything else it flattens into text): that is how the structured error reaches the
+guard chain. Raised from a resource or prompt handler it becomes a JSON-RPC error whose ``data``
+is the same structured object. Protocol-level failures (bad JSON-RPC, unknown method) stay plain
+JSON-RPC errors.
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Any
+
+from mcp.shared.exceptions import MCPError
+from mcp.types import ErrorData
 
 from app.request_context import current_request_id
 
@@ -37,7 +45,16 @@ _RETRYABLE = {
 }
 
 
-class ServiceError(Exception):
+# The JSON-RPC error code used when a ServiceError surfaces outside a tool result.
+_RPC_CODES = {
+    ErrorCode.VALIDATION_ERROR: -32602,
+    ErrorCode.NOT_FOUND: -32002,
+    ErrorCode.PERMISSION_DENIED: -32003,
+    ErrorCode.UNAUTHENTICATED: -32001,
+}
+
+
+class ServiceError(MCPError):
     """A failure with a stable code, safe to show the caller (never put secrets in message or details)."""
 
     def __init__(
@@ -49,17 +66,34 @@ class ServiceError(Exception):
         retry_after_ms: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        Exception.__init__(self, message)
+        self.error_code = code
+        self.text = message
         self.retryable = _RETRYABLE.get(code, False) if retryable is None else retryable
         self.retry_after_ms = retry_after_ms
         self.details = details or {}
 
+    # MCPError's int code lives in `error`; `code` here is the stable name callers match on.
+    @property
+    def code(self) -> ErrorCode:  # type: ignore[override]
+        return self.error_code
+
+    @property
+    def message(self) -> str:
+        return self.text
+
+    @property
+    def error(self) -> ErrorData:  # type: ignore[override]
+        """The JSON-RPC form, built when the SDK reads it (so it carries the request id then)."""
+        return ErrorData(code=_RPC_CODES.get(self.error_code, -32000), message=self.summary(), data=self.to_dict())
+
+    def __str__(self) -> str:
+        return self.text
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "code": self.code.value,
-            "message": self.message,
+            "code": self.error_code.value,
+            "message": self.text,
             "retryable": self.retryable,
             "details": self.details,
             "request_id": current_request_id(),
@@ -70,7 +104,7 @@ class ServiceError(Exception):
 
     def summary(self) -> str:
         """One line an agent can act on, e.g. ``RATE_LIMITED: rate limited; retry after 1.2 s``."""
-        text = f"{self.code.value}: {self.message}"
+        text = f"{self.error_code.value}: {self.text}"
         if self.retry_after_ms is not None:
             text += f"; retry after {self.retry_after_ms / 1000:.1f} s"
         elif self.retryable:

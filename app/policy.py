@@ -3,6 +3,9 @@
 A pack declares policy next to its tool; it never enforces anything itself. An item a pack leaves
 undeclared requires the pack's own name as a scope (e.g. ``conformance``), so nothing is ever
 reachable by default. The ``admin`` scope grants everything.
+
+Cache tags may name the caller: ``{principal}`` in a tag is replaced by the principal's id, so
+``tasks:{principal}`` on a read and on a write's ``invalidates`` drops only that tenant's entries.
 """
 
 from __future__ import annotations
@@ -15,6 +18,28 @@ from mcp.shared.uri_template import UriTemplate
 @dataclass(frozen=True, slots=True)
 class ToolPolicy:
     scopes: tuple[str, ...]
+    cost: float = 1.0  # rate-limit tokens one call takes
+    cache_ttl_seconds: float | None = None  # read-only tools opt in to the shared cache
+    cache_public: bool = False  # results do not depend on the caller (shared across principals)
+    cache_tags: tuple[str, ...] = ()  # stored with cached results, for invalidation
+    invalidates: tuple[str, ...] = ()  # tags dropped after a successful call (writes)
+    idempotent_write: bool = False  # accepts an optional ``idempotency_key`` argument
+    timeout_seconds: float | None = None  # None: the service default
+    max_concurrency: int | None = None  # calls of this tool in flight per replica
+
+    def __post_init__(self) -> None:
+        if self.cost <= 0:
+            raise ValueError("cost must be positive")
+        if self.cache_ttl_seconds is not None and self.cache_ttl_seconds <= 0:
+            raise ValueError("cache_ttl_seconds must be positive")
+        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+
+
+def render_tags(tags: tuple[str, ...], principal_id: str) -> list[str]:
+    return [tag.replace("{principal}", principal_id) for tag in tags]
 
 
 @dataclass

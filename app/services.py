@@ -9,12 +9,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
+from mcp.server.mcpserver import MCPServer
+
+from app.backends import (
+    Backend,
+    CacheStore,
+    MemoryCache,
+    MemoryRateLimitStore,
+    RateLimitStore,
+    ResilientRateLimiter,
+    TieredCache,
+    build_backend,
+)
 from app.health import HealthRegistry
 from app.lifecycle import Lifecycle
 from app.metrics import Metrics
 from app.policy import Policies
 from app.settings import Settings
+from app.upstream import BreakerRegistry, EtagCache
 
 
 @dataclass
@@ -23,18 +37,69 @@ class Services:
     lifecycle: Lifecycle
     health: HealthRegistry
     metrics: Metrics
+    backend: Backend
+    rate_limiter: RateLimitStore
+    cache: CacheStore
+    breakers: BreakerRegistry
+    etag_cache: EtagCache
     policies: Policies = field(default_factory=Policies)
     enabled_packs: list[str] = field(default_factory=list)
+    server: MCPServer[Any] | None = None  # set once built; stages that need the tool registry read it
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        return cls(
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        backend = build_backend(
+            redis_url,
+            key_prefix=settings.redis_key_prefix,
+            socket_timeout_seconds=settings.redis_timeout_seconds,
+            connect_timeout_seconds=settings.redis_timeout_seconds,
+        )
+        health = HealthRegistry(settings.readiness_check_timeout_seconds)
+        rate_limiter: RateLimitStore = backend.rate_limits
+        cache: CacheStore = backend.cache
+        if redis_url is not None:
+            limiter = ResilientRateLimiter(
+                backend.rate_limits,
+                fallback_policy=settings.rate_limit_fallback,
+                local=MemoryRateLimitStore(),
+                local_share=1 / settings.rate_limit_replicas,
+            )
+            rate_limiter = limiter
+            if settings.cache_l1_ttl_seconds > 0:
+                cache = TieredCache(
+                    MemoryCache(settings.cache_l1_max_entries), backend.cache, settings.cache_l1_ttl_seconds
+                )
+            # Not required for readiness: every replica shares Redis, so failing readiness on its outage
+            # would empty the whole fleet; the service degrades per policy instead, and says so here.
+            health.add("redis", backend.health, required=False)
+            health.add("rate_limiter", limiter.health, required=False)
+        breakers = BreakerRegistry(
+            failure_threshold=settings.breaker_failure_threshold,
+            window_seconds=settings.breaker_window_seconds,
+            open_seconds=settings.breaker_open_seconds,
+            half_open_successes=settings.breaker_half_open_successes,
+        )
+        health.add("upstreams", breakers.check, required=False)
+        services = cls(
             settings=settings,
             lifecycle=Lifecycle(),
-            health=HealthRegistry(settings.readiness_check_timeout_seconds),
+            health=health,
             metrics=Metrics(),
+            backend=backend,
+            rate_limiter=rate_limiter,
+            cache=cache,
+            breakers=breakers,
+            etag_cache=EtagCache(),
         )
+
+        async def open_backend(stack: AsyncExitStack) -> None:
+            await backend.open()
+            stack.push_async_callback(backend.close)
+
+        services.on_startup(open_backend)
+        return services
 
     def on_startup(self, hook: Callable[[AsyncExitStack], Awaitable[None]]) -> None:
         """Run ``hook`` when the app starts; it registers its own cleanup on the exit stack it is given."""

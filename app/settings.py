@@ -12,7 +12,7 @@ import json
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.api_keys import ApiKeyEntry
@@ -47,6 +47,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class RateTier(BaseModel):
+    """A rate-limit tier: a token bucket of ``capacity`` refilled at ``refill_per_second``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    capacity: float = Field(gt=0)
+    refill_per_second: float = Field(gt=0)
 
 
 class Settings(BaseSettings):
@@ -186,6 +194,55 @@ class Settings(BaseSettings):
         0.5, gt=0, le=30, description="Budget of each readiness dependency check."
     )
 
+    # --- shared state (Redis) and the guard chain ------------------------------------------
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[:password@]host:port/db (or rediss://): the state every replica shares (rate limits, "
+        "cache, idempotency, tasks). Unset: in-process memory, correct for one replica only.",
+    )
+    redis_key_prefix: str = Field("mcps:", min_length=1, max_length=64, description="Prefix of every Redis key.")
+    redis_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="Socket and connect timeout of Redis calls: an outage costs at most this."
+    )
+    rate_limit_capacity: float = Field(60, gt=0, description="Default tier: bucket size (burst), in tokens.")
+    rate_limit_refill_per_second: float = Field(1.0, gt=0, description="Default tier: tokens added per second.")
+    rate_limit_tiers: dict[str, RateTier] = Field(
+        default_factory=dict,
+        description='More tiers, as JSON: {"pro": {"capacity": 600, "refill_per_second": 10}}. A principal with '
+        "scope tier:<name> gets that tier.",
+    )
+    rate_limit_per_tool: bool = Field(False, description="One bucket per principal and tool instead of per principal.")
+    rate_limit_fallback: Literal["local", "allow", "deny"] = Field(
+        "local",
+        description="While Redis is unreachable: local (a bucket in this process sized for one replica), "
+        "allow, or deny.",
+    )
+    rate_limit_replicas: int = Field(
+        1, ge=1, le=10_000, description="Replica count: the local fallback bucket gets 1/replicas of the tier."
+    )
+    cache_l1_ttl_seconds: float = Field(
+        1.0, ge=0, le=60, description="In-process cache in front of Redis: entry lifetime (0 disables the L1)."
+    )
+    cache_l1_max_entries: int = Field(10_000, ge=1, description="In-process cache in front of Redis: size bound.")
+    idempotency_ttl_seconds: float = Field(86_400, gt=0, description="How long an idempotency key's result is kept.")
+    idempotency_lock_seconds: float = Field(
+        120, gt=0, description="An idempotent write still running after this is presumed dead (its key frees up)."
+    )
+    idempotency_wait_seconds: float = Field(
+        2.0, ge=0, le=60, description="A retry arriving while the first call runs waits this long before CONFLICT."
+    )
+    tool_timeout_seconds: float = Field(30, gt=0, le=3600, description="Default tool timeout (a policy may override).")
+    upstream_connect_timeout_seconds: float = Field(3, gt=0, le=60, description="Third-party APIs: connect timeout.")
+    upstream_read_timeout_seconds: float = Field(10, gt=0, le=300, description="Third-party APIs: read timeout.")
+    upstream_total_timeout_seconds: float = Field(
+        15, gt=0, le=600, description="Third-party APIs: bound on a whole call, retries included."
+    )
+    upstream_max_attempts: int = Field(3, ge=1, le=10, description="Third-party APIs: attempts for idempotent calls.")
+    breaker_failure_threshold: int = Field(5, ge=1, description="Circuit breaker: failures within the window to open.")
+    breaker_window_seconds: float = Field(30, gt=0, description="Circuit breaker: failure counting window.")
+    breaker_open_seconds: float = Field(15, gt=0, description="Circuit breaker: time open before a half-open probe.")
+    breaker_half_open_successes: int = Field(2, ge=1, description="Circuit breaker: probe successes needed to close.")
+
     # --- tool packs --------------------------------------------------------------------------
     packs: CommaList = Field(
         default_factory=list,
@@ -233,6 +290,13 @@ class Settings(BaseSettings):
             raise ValueError(f"only asymmetric algorithms are accepted, not {', '.join(unsafe)[:100]}")
         if not value:
             raise ValueError("at least one algorithm is needed")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("public_url", "jwt_jwks_url")

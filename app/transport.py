@@ -83,6 +83,7 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
         auth=auth,
         token_verifier=token_verifier,
     )
+    services.server = server
     load_packs(server, services)
     return server
 

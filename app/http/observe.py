@@ -48,7 +48,11 @@ class ObserveMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                retry_after = scope["state"].get("retry_after_seconds")  # left by the rate limiter
+                if retry_after is not None:
+                    headers.append((b"retry-after", str(retry_after).encode()))
+                message["headers"] = headers
             await send(message)
 
         self.metrics.http_in_flight.inc()

@@ -6,6 +6,7 @@ fixture (examples/servers/everything-server) reaches in the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.lowlevel.server import Server
@@ -33,3 +34,11 @@ def inventory(server: MCPServer[Any]) -> tuple[set[str], set[str], set[str], set
     templates = {template.uri_template for template in resources.list_templates()}
     prompts = {prompt.name for prompt in server._prompt_manager.list_prompts()}
     return tools, uris, templates, prompts
+
+
+def tool_argument_validator(server: MCPServer[Any], name: str) -> Callable[[dict[str, Any]], object] | None:
+    """The SDK's own argument validation for tool ``name`` (None if there is no such tool)."""
+    tool = server._tool_manager.get_tool(name)
+    if tool is None:
+        return None
+    return tool.fn_metadata.validate_arguments

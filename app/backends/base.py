@@ -1,0 +1,174 @@
+"""The shared-state contract: rate-limit buckets, a tagged cache and idempotency records.
+
+Strategies (what the middleware decides) are kept apart from storage (where the state lives), as in
+the ``limits`` library: the middleware only sees these protocols, and `build_backend` picks Redis
+(state shared by a fleet of replicas) or process memory (the embedded default for one replica).
+Both implementations pass the same contract tests (``tests/backends``), so they are interchangeable.
+
+Errors: a store that cannot reach its state raises `BackendUnavailable`, quickly (a short socket
+timeout and an overall deadline, no built-in retries), so the caller decides what to do: fall back
+to a local bucket, skip the cache, refuse the call.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from app.health import CheckResult
+
+
+class BackendUnavailable(Exception):
+    """The backend could not answer in time (connection refused, timeout, loading, failover...).
+
+    The message is short and safe to show: an operation and an error class, never a URL (which may
+    carry a password) nor a server address.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """One token-bucket decision.
+
+    ``source`` says which path decided, for metrics: ``"redis"`` or ``"memory"`` from a store,
+    ``"local"``, ``"allow"`` or ``"deny"`` from `app.backends.resilient.ResilientRateLimiter` in fallback.
+    """
+
+    allowed: bool
+    remaining: float  # tokens left after this decision (fractional)
+    retry_after_ms: int  # 0 when allowed; else ms until ``cost`` tokens will be available (>= 1)
+    source: str = "primary"
+
+
+@runtime_checkable
+class RateLimitStore(Protocol):
+    async def acquire(self, key: str, *, capacity: float, refill_per_second: float, cost: float = 1.0) -> RateDecision:
+        """Take ``cost`` tokens from the bucket ``key`` if it holds that many; never blocks to wait for them.
+
+        The bucket starts full, holds at most ``capacity`` tokens and gains ``refill_per_second``
+        continuously (fractions included). A denied call takes nothing. When ``cost > capacity`` the
+        call can never be allowed: it is denied with ``retry_after_ms`` = one full refill period
+        (``capacity / refill_per_second``), a finite back-off at the limit's own pace rather than a
+        sentinel a ``Retry-After`` header would choke on; validate ``cost <= capacity`` at configuration.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A cached value with what a second tier needs to copy it faithfully: its remaining life and tags."""
+
+    value: bytes
+    ttl_seconds: float
+    tags: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, *, ttl_seconds: float, tags: Sequence[str] = ()) -> None:
+        """Store ``value`` for ``ttl_seconds``, replacing any entry under ``key``, indexed by ``tags``."""
+        ...
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Drop every live entry stored with any of ``tags``; return how many were dropped."""
+        ...
+
+
+@runtime_checkable
+class EntryCacheStore(CacheStore, Protocol):
+    """A cache that can also report an entry's remaining TTL and tags (what `TieredCache` needs of its L2)."""
+
+    async def get_entry(self, key: str) -> CacheEntry | None: ...
+
+
+IdempotencyStatus = Literal["acquired", "in_progress", "completed", "mismatch"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyBegin:
+    status: IdempotencyStatus
+    result: bytes | None = None  # the stored result when status == "completed"
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """At-most-once execution per idempotency key, across replicas.
+
+    Records are ``(fingerprint, in progress | completed [, result])``. The fingerprint (a hash of
+    the request) tells a genuine retry from a different request reusing the key.
+    """
+
+    async def begin(self, key: str, fingerprint: str, *, lock_ttl_seconds: float) -> IdempotencyBegin:
+        """Atomically: no record -> take an "in progress" lock for ``fingerprint`` (``acquired``);
+        same fingerprint in progress -> ``in_progress``; completed -> ``completed`` with the result;
+        any record with another fingerprint -> ``mismatch``. The lock expires after
+        ``lock_ttl_seconds``, so a crashed worker does not block the key forever."""
+        ...
+
+    async def complete(self, key: str, fingerprint: str, result: bytes, *, ttl_seconds: float) -> None:
+        """Record the result for ``ttl_seconds``, unless the key now belongs to another fingerprint.
+
+        Stored even if the lock expired meanwhile: the work *was* done, and a retry should see it.
+        """
+        ...
+
+    async def release(self, key: str, fingerprint: str) -> None:
+        """Drop our in-progress lock (the attempt failed) so a retry runs again; a no-op if the record
+        is completed or belongs to another fingerprint."""
+        ...
+
+
+class Backend(abc.ABC):
+    """One backend: the three stores over one connection pool, opened and closed by the app's lifespan.
+
+    The stores exist from construction (so wiring can hold them before start-up) and raise
+    `BackendUnavailable` until `open` has run.
+    """
+
+    name: str
+    rate_limits: RateLimitStore
+    cache: EntryCacheStore  # a CacheStore that can also feed a TieredCache
+    idempotency: IdempotencyStore
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Prepare the pool. Does no I/O: the service must start (degraded) while Redis is down."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> float:
+        """Round trip in seconds; raises `BackendUnavailable`."""
+
+    async def health(self) -> CheckResult:
+        """For the readiness probe: healthy with the ping time, or unhealthy with an error class name."""
+        try:
+            seconds = await self.ping()
+        except BackendUnavailable as exc:
+            return CheckResult("unhealthy", {"backend": self.name, "error": str(exc)})
+        return CheckResult("healthy", {"backend": self.name, "ping_ms": round(seconds * 1000, 2)})
+
+
+def check_bucket(capacity: float, refill_per_second: float, cost: float) -> None:
+    """Reject nonsense before it reaches a store (both implementations share this, so they agree)."""
+    for name, value in (("capacity", capacity), ("refill_per_second", refill_per_second)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not (math.isfinite(cost) and cost >= 0):
+        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
+
+
+def check_ttl(name: str, seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {seconds!r}")
+
+
+def ttl_ms(seconds: float) -> int:
+    """A TTL in whole milliseconds for Redis, rounded up so a tiny TTL never becomes 0 (no expiry)."""
+    return max(1, math.ceil(seconds * 1000))

@@ -1,0 +1,120 @@
+"""The shared result cache for read-only tools that opt in (``cache_ttl_seconds`` in their policy).
+
+The key covers the tool, its canonical arguments, the protocol era (results differ in shape) and,
+unless the tool declares its results public, the principal: no entry is ever served across
+tenants. Concurrent identical misses on a replica run the tool once and share the result
+(request coalescing). Errors are never cached. A hit is marked in ``_meta``. Writes drop entries by
+tag (``invalidates`` in their policy) after they succeed. If the cache backend is unreachable the
+tool simply runs: a cache outage costs latency, never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+from app.auth.principal import current_principal
+from app.backends import BackendUnavailable, CacheStore
+from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_error_result, with_meta
+from app.policy import Policies, render_tags
+
+logger = logging.getLogger(__name__)
+
+
+class CacheMiddleware:
+    def __init__(self, cache: CacheStore, policies: Policies) -> None:
+        self.cache = cache
+        self.policies = policies
+        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        call = ToolCall.from_params(ctx.params, ctx.protocol_version)
+        policy = self.policies.tool(call.name)
+        if policy is None:
+            return await call_next(ctx)
+        principal = current_principal()
+        if policy.invalidates:
+            result = await call_next(ctx)
+            if not is_error_result(result):
+                await self._invalidate(render_tags(policy.invalidates, principal.id))
+            return result
+        if policy.cache_ttl_seconds is None:
+            return await call_next(ctx)
+        scope = "public" if policy.cache_public else principal.id
+        key = "result:" + call.fingerprint(call.era, scope, without=(IDEMPOTENCY_ARGUMENT,))
+        record = current_record()
+        cached = await self._get(key)
+        if cached is not None:
+            if record is not None:
+                record.cache = "hit"
+            return with_meta(cached, cache="hit")
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            shared = await _follow(inflight)
+            if shared is not None:
+                if record is not None:
+                    record.cache = "coalesced"
+                return with_meta(shared, cache="coalesced")
+            # The leader failed or was cancelled: this call runs on its own below.
+        if record is not None:
+            record.cache = "miss"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await call_next(ctx)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        body = as_dict(result)
+        if body is None:
+            future.cancel()
+            return result
+        future.set_result(body)
+        if not is_error_result(body):
+            tags = render_tags(policy.cache_tags, principal.id)
+            await self._set(key, json.dumps(body).encode(), policy.cache_ttl_seconds, tags)
+        return result
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = await self.cache.get(key)
+        except BackendUnavailable:
+            return None
+        if raw is None:
+            return None
+        try:
+            value: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            return None
+        return value
+
+    async def _set(self, key: str, value: bytes, ttl: float, tags: list[str]) -> None:
+        try:
+            await self.cache.set(key, value, ttl_seconds=ttl, tags=tags)
+        except BackendUnavailable:
+            logger.debug("cache write skipped: backend unreachable")
+
+    async def _invalidate(self, tags: list[str]) -> None:
+        try:
+            await self.cache.invalidate_tags(tags)
+        except BackendUnavailable:
+            # Entries expire by TTL; keep TTLs short on data that writes change.
+            logger.warning("cache invalidation skipped: backend unreachable (entries expire by TTL)")
+
+
+async def _follow(leader: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+    """The leader's result, or None if it failed or was cancelled (then the follower runs itself)."""
+    try:
+        return await asyncio.shield(leader)
+    except asyncio.CancelledError:
+        if not leader.cancelled():
+            raise  # this follower itself is being cancelled
+        return None

@@ -1,0 +1,76 @@
+"""Token-bucket rate limiting per principal (optionally per principal and tool), shared by the fleet.
+
+The bucket lives in the backend (one Redis Lua script: exact across replicas, clocked by Redis);
+`ResilientRateLimiter` applies the configured policy while Redis is down. A refusal is a
+RATE_LIMITED result with ``retry_after_ms``; the value is also left on the HTTP request so the
+edge can add a ``Retry-After`` header when the response has not started yet (JSON responses and
+quick 2026-07-28 answers; an SSE stream has already sent its headers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+from app.auth.principal import current_principal
+from app.backends import RateLimitStore
+from app.errors import ErrorCode, ServiceError
+from app.middleware.calls import current_record
+from app.middleware.results import error_result
+from app.policy import Policies
+from app.settings import RateTier, Settings
+
+LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+TIER_SCOPE_PREFIX = "tier:"
+
+
+class RateLimitMiddleware:
+    def __init__(self, limiter: RateLimitStore, policies: Policies, settings: Settings) -> None:
+        self.limiter = limiter
+        self.policies = policies
+        self.per_tool = settings.rate_limit_per_tool
+        self.default_tier = RateTier(
+            capacity=settings.rate_limit_capacity, refill_per_second=settings.rate_limit_refill_per_second
+        )
+        self.tiers = settings.rate_limit_tiers
+
+    def _tier(self, scopes: frozenset[str]) -> RateTier:
+        for scope in sorted(scopes):
+            if scope.startswith(TIER_SCOPE_PREFIX):
+                tier = self.tiers.get(scope.removeprefix(TIER_SCOPE_PREFIX))
+                if tier is not None:
+                    return tier
+        return self.default_tier
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method not in LIMITED_METHODS:
+            return await call_next(ctx)
+        principal = current_principal()
+        tier = self._tier(principal.scopes)
+        name = (ctx.params or {}).get("name") if ctx.method != "resources/read" else None
+        policy = self.policies.tool(name) if ctx.method == "tools/call" and isinstance(name, str) else None
+        cost = min(policy.cost if policy else 1.0, tier.capacity)
+        key = f"{principal.id}:{name}" if self.per_tool and isinstance(name, str) else principal.id
+        decision = await self.limiter.acquire(
+            key, capacity=tier.capacity, refill_per_second=tier.refill_per_second, cost=cost
+        )
+        record = current_record()
+        if record is not None:
+            record.rate_limit = "allowed" if decision.allowed else "limited"
+            record.rate_limit_source = decision.source
+        if decision.allowed:
+            return await call_next(ctx)
+        error = ServiceError(
+            ErrorCode.RATE_LIMITED,
+            "rate limited",
+            retry_after_ms=decision.retry_after_ms,
+            details={"limit": tier.capacity, "refill_per_second": tier.refill_per_second},
+        )
+        request = ctx.request
+        if request is not None:
+            request.scope.setdefault("state", {})["retry_after_seconds"] = math.ceil(decision.retry_after_ms / 1000)
+        if ctx.method == "tools/call":
+            return error_result(error)
+        raise error

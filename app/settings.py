@@ -245,10 +245,41 @@ class Settings(BaseSettings):
 
     # --- tool packs --------------------------------------------------------------------------
     packs: CommaList = Field(
-        default_factory=list,
-        description="Tool packs to enable, by name (built-in: conformance; plus any installed under the "
-        "mcp_service.packs entry-point group).",
+        default_factory=lambda: ["system", "tasks"],
+        description="Tool packs to enable, by name (built-in: system, tasks, github, weather, conformance; plus any "
+        "installed under the mcp_service.packs entry-point group).",
     )
+    tasks_max_per_principal: int = Field(10_000, ge=1, description="tasks pack: tasks one principal may hold.")
+    github_api_url: str = Field(
+        "https://api.github.com", description="github pack: REST API base URL (GitHub Enterprise: https://HOST/api/v3)."
+    )
+    github_token: SecretStr | None = Field(
+        None, description="github pack: the service's own token (callers' tokens are never passed through)."
+    )
+    github_max_file_bytes: int = Field(
+        1_000_000, ge=1, le=50_000_000, description="github pack: larger files are described, not returned."
+    )
+    weather_geocoding_url: str = Field(
+        "https://geocoding-api.open-meteo.com/v1/search", description="weather pack: Open-Meteo geocoding endpoint."
+    )
+    weather_forecast_url: str = Field(
+        "https://api.open-meteo.com/v1/forecast", description="weather pack: Open-Meteo forecast endpoint."
+    )
+    weather_cache_seconds: float = Field(600, gt=0, description="weather pack: how long an answer is fresh.")
+    weather_stale_seconds: float = Field(
+        86_400, ge=0, description="weather pack: how long a last good answer may be served (marked stale) in an outage."
+    )
+
+    # --- observability ---------------------------------------------------------------------
+    workers: int = Field(1, ge=1, le=64, description="Worker processes (metrics are aggregated across them).")
+    metrics_per_principal: bool = Field(
+        False, description="Also count calls per principal id (a label; capped by MCPS_METRICS_PRINCIPAL_CAP)."
+    )
+    metrics_principal_cap: int = Field(
+        100, ge=1, le=10_000, description="Distinct principal ids labelled before the rest count as 'other'."
+    )
+    mcp_access_log: bool = Field(True, description="One JSON line per MCP request (method, tool, principal, outcome).")
+    mcp_access_log_level: Literal["DEBUG", "INFO", "WARNING"] = Field("INFO", description="Level of those lines.")
 
     @field_validator(
         "allowed_hosts", "allowed_origins", "packs", "jwt_algorithms", "auth_required_scopes", mode="before"
@@ -299,7 +330,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("public_url", "jwt_jwks_url")
+    @field_validator("public_url", "jwt_jwks_url", "github_api_url", "weather_geocoding_url", "weather_forecast_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -33,7 +33,7 @@ def test_defaults_are_safe() -> None:
     assert settings.port == 8000
     assert settings.transport_mode == "stateless"
     assert settings.dns_rebinding_protection is True
-    assert settings.packs == []
+    assert settings.packs == ["system", "tasks"]
 
 
 def test_lists_accept_commas_and_json(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,10 @@ ENTRY_POINT_GROUP = "mcp_service.packs"
 PackRegistrar = Callable[[MCPServer[Any], Services], None]
 
 BUILTIN_PACKS: dict[str, str] = {
+    "system": "app.packs.system:register",
+    "tasks": "app.packs.tasks:register",
+    "github": "app.packs.github:register",
+    "weather": "app.packs.weather:register",
     "conformance": "app.packs.conformance:register",
 }
 

@@ -40,6 +40,7 @@ class ServiceProcess:
             "MCPS_PORT": str(self.port),
             "MCPS_DRAIN_DELAY_SECONDS": "0",
             "MCPS_AUTH_DISABLED": "true",
+            "MCPS_PACKS": "",  # tests name the packs they use
             "MCPS_SHUTDOWN_TIMEOUT_SECONDS": "10",
             "PYTHONUNBUFFERED": "1",
             # "{port}" in a value becomes this service's port (for URLs naming the service itself).

@@ -9,6 +9,7 @@ from tests.support.service import ROOT
 PACKS = {
     "slow": "tests.support.slow_pack:register",
     "broken": "tests.support.slow_pack:register_broken",
+    "guard": "tests.support.guard_pack:register",
 }
 
 

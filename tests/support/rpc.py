@@ -50,3 +50,33 @@ def final(response: httpx2.Response) -> dict[str, Any]:
         if "result" in message or "error" in message:
             return message
     raise AssertionError(f"no JSON-RPC response in {response.text[:500]!r}")
+
+
+def call_tool(
+    base_url: str,
+    name: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    modern: bool = False,
+    client: httpx2.Client | None = None,
+) -> httpx2.Response:
+    """One raw tools/call, handshake era (stateless, no initialize) or 2026-07-28."""
+    params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+    if modern:
+        headers = modern_headers("tools/call", name)
+        params["_meta"] = modern_meta()
+    else:
+        headers = legacy_headers()
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    http = client or httpx2
+    return http.post(f"{base_url}/mcp", headers=headers, json=body, timeout=30)
+
+
+def tool_result(response: httpx2.Response) -> dict[str, Any]:
+    message = final(response)
+    assert "result" in message, message
+    result: dict[str, Any] = message["result"]
+    return result

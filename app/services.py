@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 from app.backends import (
@@ -23,6 +24,7 @@ from app.backends import (
     TieredCache,
     build_backend,
 )
+from app.backends.subscriptions import RedisSubscriptionBus
 from app.health import HealthRegistry
 from app.lifecycle import Lifecycle
 from app.metrics import Metrics
@@ -45,6 +47,7 @@ class Services:
     policies: Policies = field(default_factory=Policies)
     enabled_packs: list[str] = field(default_factory=list)
     server: MCPServer[Any] | None = None  # set once built; stages that need the tool registry read it
+    subscriptions: RedisSubscriptionBus | None = None  # None: the SDK's in-process bus (one replica)
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
@@ -99,6 +102,18 @@ class Services:
             stack.push_async_callback(backend.close)
 
         services.on_startup(open_backend)
+        if redis_url is not None:
+            services.subscriptions = bus = RedisSubscriptionBus(
+                redis_url, channel=f"{settings.redis_key_prefix}events", timeout_seconds=settings.redis_timeout_seconds
+            )
+
+            async def run_bus(stack: AsyncExitStack) -> None:
+                stack.push_async_callback(bus.aclose)  # runs last, once the listener task has ended
+                group = await stack.enter_async_context(anyio.create_task_group())
+                stack.callback(group.cancel_scope.cancel)  # runs first: stops the listener
+                group.start_soon(bus.run)
+
+            services.on_startup(run_bus)
         return services
 
     def on_startup(self, hook: Callable[[AsyncExitStack], Awaitable[None]]) -> None:

@@ -82,6 +82,7 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
         middleware=build_chain(services),
         auth=auth,
         token_verifier=token_verifier,
+        subscriptions=services.subscriptions,
     )
     services.server = server
     load_packs(server, services)

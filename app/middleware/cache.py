@@ -19,7 +19,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, CacheStore
-from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_error_result, with_meta
+from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_final_success, with_meta
 from app.policy import Policies, render_tags
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class CacheMiddleware:
         principal = current_principal()
         if policy.invalidates:
             result = await call_next(ctx)
-            if not is_error_result(result):
+            if is_final_success(result):
                 await self._invalidate(render_tags(policy.invalidates, principal.id))
             return result
         if policy.cache_ttl_seconds is None:
@@ -78,7 +78,7 @@ class CacheMiddleware:
             future.cancel()
             return result
         future.set_result(body)
-        if not is_error_result(body):
+        if is_final_success(body):
             tags = render_tags(policy.cache_tags, principal.id)
             await self._set(key, json.dumps(body).encode(), policy.cache_ttl_seconds, tags)
         return result

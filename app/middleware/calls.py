@@ -93,3 +93,12 @@ def as_dict(result: Any) -> dict[str, Any] | None:
 def is_error_result(result: Any) -> bool:
     body = as_dict(result)
     return bool(body and body.get("isError"))
+
+
+def is_final_success(result: Any) -> bool:
+    """A result worth caching or replaying: not an error, and not a 2026-07-28 "input required"
+    question (the same call continues with answers, so its first answer must not be stored)."""
+    body = as_dict(result)
+    if not body:
+        return False
+    return not body.get("isError") and body.get("resultType", "complete") == "complete"

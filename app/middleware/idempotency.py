@@ -21,7 +21,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, IdempotencyStore
 from app.errors import ErrorCode, ServiceError, conflict
-from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_error_result, with_meta
+from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_final_success, with_meta
 from app.middleware.results import error_result
 from app.policy import Policies
 
@@ -117,7 +117,7 @@ class IdempotencyMiddleware:
                 await _quietly(self.store.release(key, fingerprint))
             raise
         body = as_dict(result)
-        if body is None or is_error_result(body):
+        if body is None or not is_final_success(body):
             await _quietly(self.store.release(key, fingerprint))
             return result
         await _quietly(self.store.complete(key, fingerprint, json.dumps(body).encode(), ttl_seconds=self.ttl))

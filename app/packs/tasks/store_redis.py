@@ -1,0 +1,277 @@
+"""Tasks in Redis: shared by every replica, through the backend's own connection pool.
+
+Layout (``{p}`` is the backend's key prefix, ``{o}`` the owner's id percent-encoded, so it holds no ``:``):
+
+- ``{p}tasks:{o}:t:{id}``  hash ``{v: version, d: task JSON}``
+- ``{p}tasks:{o}:idx``     sorted set, every score 0, members ``order_key`` (created_at micros, ``:``, id),
+  so ``ZRANGE ... BYLEX`` walks tasks by (created_at, id): keyset pagination
+- ``{p}tasks:{o}:h:{id}``  stream, one entry per change with the explicit id ``{version}-0``
+- ``{p}tasks:cursor-secret`` the fleet's cursor-signing secret (set once, ``SET NX``)
+
+Every write is one Lua script (create, compare-and-set update, delete) that checks before it writes
+and appends the history entry first, so a task, its event and its index entry change together or not
+at all. Updates are optimistic: read, compute the new task in Python, then write only if the version
+is still the one read. Redis failures surface as `BackendUnavailable` (the connection's own mapping).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from app.backends.redis_backend import RedisBackend
+from app.packs.tasks.models import (
+    Task,
+    TaskChanges,
+    TaskDraft,
+    TaskEvent,
+    apply_changes,
+    deletion_event,
+    new_task,
+    utc_now,
+)
+from app.packs.tasks.store import (
+    HISTORY_RETENTION_SECONDS,
+    ListPage,
+    TaskFilter,
+    TaskLimitReached,
+    TaskNotFound,
+    VersionConflict,
+)
+
+_CREATE = """
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then return {'limit'} end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'exists'} end
+redis.call('XADD', KEYS[3], '1-0', 'e', ARGV[4])
+redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+return {'ok'}
+"""
+
+_UPDATE = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {'missing'} end
+if v ~= ARGV[1] then return {'conflict', v} end
+local nv = tostring(tonumber(v) + 1)
+redis.call('XADD', KEYS[2], nv .. '-0', 'e', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2])
+return {'ok'}
+"""
+
+_DELETE = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {'missing'} end
+if v ~= ARGV[1] then return {'conflict', v} end
+redis.call('XADD', KEYS[3], tostring(tonumber(v) + 1) .. '-0', 'e', ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return {'ok'}
+"""
+
+_CAS_ATTEMPTS = 5  # read-modify-write retries when the caller did not pin a version
+
+
+class _Script:
+    """EVALSHA, falling back to EVAL (which also caches the script) after a Redis restart or flush."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisTaskStore:
+    name = "redis"
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._conn = backend.connection
+        self._prefix = f"{backend.key_prefix}tasks:"
+        self._secret: bytes | None = None
+        self._create = _Script(_CREATE)
+        self._update = _Script(_UPDATE)
+        self._delete = _Script(_DELETE)
+
+    async def _run(self, op: str, script: _Script, keys: list[str], args: list[str | int]) -> Any:
+        async def call(client: Redis) -> Any:
+            return await script(client, keys, args)
+
+        return await self._conn.run(op, call)
+
+    # --- keys ---------------------------------------------------------------------------------------
+    def _tenant(self, owner: str) -> str:
+        return f"{self._prefix}{quote(owner, safe='')}:"
+
+    def _task_key(self, owner: str, task_id: str) -> str:
+        return f"{self._tenant(owner)}t:{task_id}"
+
+    def _index_key(self, owner: str) -> str:
+        return f"{self._tenant(owner)}idx"
+
+    def _history_key(self, owner: str, task_id: str) -> str:
+        return f"{self._tenant(owner)}h:{task_id}"
+
+    # --- operations -----------------------------------------------------------------------------------
+    async def create(self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int) -> Task:
+        for _ in range(3):
+            task, event = new_task(owner, draft, actor=actor, now=utc_now())
+            keys = [self._task_key(owner, task.id), self._index_key(owner), self._history_key(owner, task.id)]
+            args: list[str | int] = [max_tasks, task.order_key, task.model_dump_json(), event.model_dump_json()]
+            reply = await self._run("tasks create", self._create, keys, args)
+            status = _text(reply[0])
+            if status == "ok":
+                return task
+            if status == "limit":
+                raise TaskLimitReached(max_tasks)
+        raise RuntimeError("could not allocate a task id")  # 80 random bits colliding thrice: a bug
+
+    async def get(self, owner: str, task_id: str) -> Task:
+        key = self._task_key(owner, task_id)
+
+        async def call(client: Redis) -> Any:
+            return await client.hget(key, "d")
+
+        data = await self._conn.run("tasks get", call)
+        if data is None:
+            raise TaskNotFound(task_id)
+        return Task.model_validate_json(data)
+
+    async def list_page(
+        self, owner: str, *, after: str | None, limit: int, where: TaskFilter, scan_limit: int = 1000
+    ) -> ListPage:
+        index = self._index_key(owner)
+        filtered = where != TaskFilter()
+        found: list[Task] = []
+        scanned = 0
+        last: str | None = None
+        position = after
+        while True:
+            budget = scan_limit - scanned
+            if budget <= 0:
+                return ListPage(found, last)
+            wanted = limit - len(found) + 1  # one more than needed tells whether the listing goes on
+            batch = min(budget, 500, wanted * 4 if filtered else wanted)
+            start = f"({position}" if position is not None else "-"
+
+            async def call(client: Redis, start: str = start, batch: int = batch) -> tuple[list[Any], list[Any]]:
+                members: list[Any] = await client.zrange(index, start, "+", bylex=True, offset=0, num=batch)
+                if not members:
+                    return [], []
+                async with client.pipeline(transaction=False) as pipe:
+                    for member in members:
+                        pipe.hget(self._task_key(owner, _text(member).split(":", 1)[1]), "d")
+                    datas: list[Any] = await pipe.execute()
+                return members, datas
+
+            members, datas = await self._conn.run("tasks list", call)
+            for member, data in zip(members, datas, strict=True):
+                if len(found) >= limit:
+                    return ListPage(found, last)
+                scanned += 1
+                last = _text(member)
+                if data is None:  # deleted between the two reads
+                    continue
+                task = Task.model_validate_json(data)
+                if where.matches(task):
+                    found.append(task)
+            if len(members) < batch:
+                return ListPage(found, None)
+            position = _text(members[-1])
+
+    async def update(
+        self, owner: str, task_id: str, changes: TaskChanges, *, actor: str, expected_version: int | None = None
+    ) -> Task:
+        current = -1
+        for _ in range(1 if expected_version is not None else _CAS_ATTEMPTS):
+            task = await self.get(owner, task_id)
+            if expected_version is not None and task.version != expected_version:
+                raise VersionConflict(task_id, expected_version, task.version)
+            applied = apply_changes(task, changes, actor=actor, now=utc_now())
+            if applied is None:
+                return task
+            updated, event = applied
+            keys = [self._task_key(owner, task_id), self._history_key(owner, task_id)]
+            args: list[str | int] = [str(task.version), updated.model_dump_json(), event.model_dump_json()]
+            reply = await self._run("tasks update", self._update, keys, args)
+            status = _text(reply[0])
+            if status == "ok":
+                return updated
+            if status == "missing":
+                raise TaskNotFound(task_id)
+            current = int(_text(reply[1]))
+            if expected_version is not None:
+                raise VersionConflict(task_id, expected_version, current)
+        raise VersionConflict(task_id, expected_version, current)
+
+    async def delete(self, owner: str, task_id: str, *, actor: str, expected_version: int | None = None) -> Task:
+        current = -1
+        for _ in range(1 if expected_version is not None else _CAS_ATTEMPTS):
+            task = await self.get(owner, task_id)
+            if expected_version is not None and task.version != expected_version:
+                raise VersionConflict(task_id, expected_version, task.version)
+            event = deletion_event(task, actor=actor, now=utc_now())
+            keys = [self._task_key(owner, task_id), self._index_key(owner), self._history_key(owner, task_id)]
+            args: list[str | int] = [
+                str(task.version),
+                task.order_key,
+                event.model_dump_json(),
+                HISTORY_RETENTION_SECONDS * 1000,
+            ]
+            reply = await self._run("tasks delete", self._delete, keys, args)
+            status = _text(reply[0])
+            if status == "ok":
+                return task
+            if status == "missing":
+                raise TaskNotFound(task_id)
+            current = int(_text(reply[1]))
+            if expected_version is not None:
+                raise VersionConflict(task_id, expected_version, current)
+        raise VersionConflict(task_id, expected_version, current)
+
+    async def history(self, owner: str, task_id: str, *, after_version: int, limit: int) -> list[TaskEvent]:
+        key = self._history_key(owner, task_id)
+        start = f"{max(after_version, 0) + 1}-0"
+
+        async def call(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.exists(key)
+                pipe.xrange(key, start, "+", count=limit)
+                result: list[Any] = await pipe.execute()
+                return result
+
+        exists, entries = await self._conn.run("tasks history", call)
+        if not exists:
+            raise TaskNotFound(task_id)
+        events = []
+        for _entry_id, fields in entries:
+            raw = fields.get(b"e", fields.get("e"))
+            events.append(TaskEvent.model_validate_json(raw))
+        return events
+
+    async def shared_secret(self) -> bytes:
+        if self._secret is not None:
+            return self._secret
+        key = f"{self._prefix}cursor-secret"
+        mine = secrets.token_hex(32)
+
+        async def call(client: Redis) -> Any:
+            return await client.set(key, mine, nx=True, get=True)
+
+        existing = await self._conn.run("tasks secret", call)
+        self._secret = bytes.fromhex(_text(existing) if existing is not None else mine)
+        return self._secret

@@ -1,0 +1,238 @@
+"""The `TaskStore` contract against both implementations (memory, and Redis on a real redis-server),
+plus the list-cursor codec and `get_task_store`. What the tools build on; the HTTP tests are in test_tasks.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from app.backends import BackendUnavailable, MemoryBackend, RedisBackend
+from app.errors import ErrorCode, ServiceError
+from app.packs.tasks import (
+    MemoryTaskStore,
+    RedisTaskStore,
+    TaskChanges,
+    TaskDraft,
+    TaskFilter,
+    TaskLimitReached,
+    TaskNotFound,
+    TaskStore,
+    VersionConflict,
+    get_task_store,
+    set_external_link,
+    task_errors,
+)
+from app.packs.tasks.cursor import CursorCodec, InvalidCursor
+from tests.support.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def tasks_store_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("tasks-store-redis")) as server:
+        yield server
+
+
+@pytest.fixture
+async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend(
+        tasks_store_redis.url,
+        key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
+        socket_timeout_seconds=2,
+        connect_timeout_seconds=2,
+    )
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def tasks_store(request: pytest.FixtureRequest) -> TaskStore:
+    if request.param == "memory":
+        return MemoryTaskStore()
+    backend: RedisBackend = request.getfixturevalue("tasks_redis_backend")
+    return RedisTaskStore(backend)
+
+
+def draft(title: str = "t", **fields: object) -> TaskDraft:
+    return TaskDraft.model_validate({"title": title, **fields})
+
+
+async def test_limit_per_owner(tasks_store: TaskStore) -> None:
+    for i in range(3):
+        await tasks_store.create("a", draft(f"{i}"), actor="a", max_tasks=3)
+    with pytest.raises(TaskLimitReached):
+        await tasks_store.create("a", draft("too many"), actor="a", max_tasks=3)
+    await tasks_store.create("b", draft("another owner"), actor="b", max_tasks=3)  # the limit is per owner
+    concurrent = await asyncio.gather(
+        *(tasks_store.create("c", draft(f"{i}"), actor="c", max_tasks=5) for i in range(12)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, BaseException) for r in concurrent) == 5
+    assert all(isinstance(r, TaskLimitReached) for r in concurrent if isinstance(r, BaseException))
+
+
+async def test_owners_never_mix_even_with_separator_like_ids(tasks_store: TaskStore) -> None:
+    owners = ["a", "a:idx", "a:t", "a%3Aidx", "x@y.z"]
+    made = {owner: await tasks_store.create(owner, draft(owner), actor=owner, max_tasks=10) for owner in owners}
+    for owner in owners:
+        page = await tasks_store.list_page(owner, after=None, limit=10, where=TaskFilter())
+        assert [t.id for t in page.tasks] == [made[owner].id]
+        for other in owners:
+            if other != owner:
+                with pytest.raises(TaskNotFound):
+                    await tasks_store.get(other, made[owner].id)
+
+
+async def test_scan_budget_gives_short_pages_that_still_cover_everything(tasks_store: TaskStore) -> None:
+    ids = [
+        (await tasks_store.create("o", draft(f"{i}", tags=["hit"] if i % 10 == 9 else []), actor="o", max_tasks=99)).id
+        for i in range(50)
+    ]
+    found: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        page = await tasks_store.list_page("o", after=after, limit=100, where=TaskFilter(tag="hit"), scan_limit=7)
+        pages += 1
+        assert len(page.tasks) <= 1
+        found += [t.id for t in page.tasks]
+        after = page.next_after
+        if after is None:
+            break
+    assert found == ids[9::10]
+    assert pages >= 50 // 7
+
+
+async def test_concurrent_unpinned_writes_all_land_once(tasks_store: TaskStore) -> None:
+    task = await tasks_store.create("o", draft(), actor="o", max_tasks=10)
+    done = await asyncio.gather(
+        *(tasks_store.update("o", task.id, TaskChanges(status="done"), actor="o") for _ in range(10))
+    )
+    assert {t.version for t in done} == {2}
+    events = await tasks_store.history("o", task.id, after_version=0, limit=100)
+    assert [e.action for e in events] == ["created", "completed"]
+
+
+async def test_stale_version_writes_nothing(tasks_store: TaskStore) -> None:
+    task = await tasks_store.create("o", draft(), actor="o", max_tasks=10)
+    await tasks_store.update("o", task.id, TaskChanges(title="two"), actor="o", expected_version=1)
+    with pytest.raises(VersionConflict) as conflict:
+        await tasks_store.update("o", task.id, TaskChanges(title="three"), actor="o", expected_version=1)
+    assert conflict.value.current == 2
+    with pytest.raises(VersionConflict):
+        await tasks_store.delete("o", task.id, actor="o", expected_version=1)
+    assert (await tasks_store.get("o", task.id)).title == "two"
+    assert len(await tasks_store.history("o", task.id, after_version=0, limit=100)) == 2
+    unchanged = await tasks_store.update("o", task.id, TaskChanges(title="two"), actor="o", expected_version=2)
+    assert unchanged.version == 2  # no change, no version, no event
+    assert len(await tasks_store.history("o", task.id, after_version=0, limit=100)) == 2
+
+
+async def test_external_links_for_other_packs(tasks_store: TaskStore) -> None:
+    task = await tasks_store.create("o", draft(), actor="o", max_tasks=10)
+    url = "https://github.com/acme/app/issues/7"
+    linked = await set_external_link(
+        tasks_store, "o", task.id, "github_issue", url, actor="o", expected_version=task.version
+    )
+    assert linked.external_links == {"github_issue": url}
+    assert linked.version == 2
+    relinked = await set_external_link(tasks_store, "o", task.id, "docs", "https://example.com/d", actor="o")
+    assert relinked.external_links == {"github_issue": url, "docs": "https://example.com/d"}
+    with pytest.raises(VersionConflict):
+        await set_external_link(tasks_store, "o", task.id, "x", "https://x.example", actor="o", expected_version=1)
+    events = await tasks_store.history("o", task.id, after_version=1, limit=10)
+    assert events[0].changes["external_links"].to == {"github_issue": url}
+    with pytest.raises(TaskNotFound):
+        await set_external_link(tasks_store, "intruder", task.id, "x", "https://x.example", actor="intruder")
+
+
+async def test_delete_removes_task_and_index_and_keeps_history(tasks_store: TaskStore) -> None:
+    keep = await tasks_store.create("o", draft("keep"), actor="o", max_tasks=10)
+    gone = await tasks_store.create("o", draft("gone"), actor="o", max_tasks=10)
+    await tasks_store.delete("o", gone.id, actor="o")
+    page = await tasks_store.list_page("o", after=None, limit=10, where=TaskFilter())
+    assert [t.id for t in page.tasks] == [keep.id]
+    with pytest.raises(TaskNotFound):
+        await tasks_store.get("o", gone.id)
+    events = await tasks_store.history("o", gone.id, after_version=0, limit=10)
+    assert [(e.version, e.action) for e in events] == [(1, "created"), (2, "deleted")]
+    await tasks_store.create("o", draft("room again"), actor="o", max_tasks=2)  # the deleted one no longer counts
+
+
+async def test_redis_layout_and_script_reload(
+    tasks_redis_backend: RedisBackend, tasks_store_redis: RedisServer
+) -> None:
+    store = RedisTaskStore(tasks_redis_backend)
+    raw = Redis.from_url(tasks_store_redis.url)
+    try:
+        await raw.script_flush()  # as after a Redis restart: EVALSHA fails, the store reloads the script
+        task = await store.create("me:1", draft(), actor="me:1", max_tasks=10)
+        prefix = f"{tasks_redis_backend.key_prefix}tasks:me%3A1:"
+        assert await raw.hget(f"{prefix}t:{task.id}", "v") == b"1"
+        assert await raw.zrange(f"{prefix}idx", 0, -1) == [task.order_key.encode()]
+        assert await raw.xlen(f"{prefix}h:{task.id}") == 1
+        await store.delete("me:1", task.id, actor="me:1")
+        assert not await raw.exists(f"{prefix}t:{task.id}")
+        assert await raw.zcard(f"{prefix}idx") == 0
+        assert await raw.pttl(f"{prefix}h:{task.id}") > 0  # history kept, with an expiry
+        assert await store.shared_secret() == await RedisTaskStore(tasks_redis_backend).shared_secret()
+    finally:
+        await raw.aclose()
+
+
+async def test_unreachable_redis_is_backend_unavailable() -> None:
+    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", key_prefix="x:")
+    await backend.open()
+    store = RedisTaskStore(backend)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await store.create("o", draft(), actor="o", max_tasks=10)
+        with pytest.raises(ServiceError) as raised, task_errors("t_aaaaaaaaaaaaaaaa"):
+            await store.get("o", "t_aaaaaaaaaaaaaaaa")
+        assert raised.value.code is ErrorCode.UNAVAILABLE
+        assert raised.value.retryable is True
+    finally:
+        await backend.close()
+
+
+class _Services:
+    """What `get_task_store` reads of `Services`: its backend."""
+
+    def __init__(self, backend: object) -> None:
+        self.backend = backend
+
+
+def test_one_store_per_services() -> None:
+    memory = _Services(MemoryBackend())
+    assert get_task_store(memory) is get_task_store(memory)  # type: ignore[arg-type]
+    assert isinstance(get_task_store(memory), MemoryTaskStore)  # type: ignore[arg-type]
+    assert get_task_store(_Services(MemoryBackend())) is not get_task_store(memory)  # type: ignore[arg-type]
+    redis = _Services(RedisBackend("redis://127.0.0.1:1/0"))
+    assert isinstance(get_task_store(redis), RedisTaskStore)  # type: ignore[arg-type]
+
+
+def test_cursor_codec_binds_listing_and_supports_rotation() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    position = "01700000000000000:t_abcdefghijkmnopq"
+    binding = ["alice", "alice", "open", None, None]
+    cursor = CursorCodec([old]).encode(position, binding)
+    assert CursorCodec([new, old]).decode(cursor, binding) == position  # rotated: old cursors still work
+    with pytest.raises(InvalidCursor):
+        CursorCodec([new]).decode(cursor, binding)
+    for other in (["bob", "alice", "open", None, None], ["alice", "alice", "done", None, None]):
+        with pytest.raises(InvalidCursor):
+            CursorCodec([old]).decode(cursor, other)
+    head, _, tail = cursor.partition(".")
+    for forged in (f"{head}x.{tail}", f"{head}.{tail[:-1]}", "garbage", "", f"{head}.{tail}" + "A" * 300):
+        with pytest.raises(InvalidCursor):
+            CursorCodec([old]).decode(forged, binding)
+    forged_position = CursorCodec([old]).encode("not-an-order-key", binding)
+    with pytest.raises(InvalidCursor):
+        CursorCodec([old]).decode(forged_position, binding)

@@ -19,7 +19,15 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, CacheStore
-from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_final_success, with_meta
+from app.middleware.calls import (
+    IDEMPOTENCY_ARGUMENT,
+    META_KEY,
+    ToolCall,
+    as_dict,
+    current_record,
+    is_final_success,
+    with_meta,
+)
 from app.policy import Policies, render_tags
 
 logger = logging.getLogger(__name__)
@@ -78,7 +86,9 @@ class CacheMiddleware:
             future.cancel()
             return result
         future.set_result(body)
-        if is_final_success(body):
+        if is_final_success(body) and not (body.get("_meta") or {}).get(META_KEY, {}).get("stale"):
+            # A stale fallback answer (served during an upstream outage) is not stored: the next call
+            # should try the upstream again rather than get the outage's answer for a whole TTL.
             tags = render_tags(policy.cache_tags, principal.id)
             await self._set(key, json.dumps(body).encode(), policy.cache_ttl_seconds, tags)
         return result

@@ -1,0 +1,23 @@
+"""The weather pack: current conditions and a short forecast from Open-Meteo (no API key).
+
+``MCPS_PACKS=weather``. Settings: ``MCPS_WEATHER_GEOCODING_URL``, ``MCPS_WEATHER_FORECAST_URL``,
+``MCPS_WEATHER_CACHE_SECONDS`` (answers are shared by every caller for this long),
+``MCPS_WEATHER_STALE_SECONDS`` (how long the last good answer may stand in during an outage; 0
+turns the fallback off). Scope: ``weather:read``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from app.packs.api import Pack
+from app.packs.weather.openmeteo import OpenMeteo
+from app.packs.weather.tools import register_tools
+from app.services import Services
+
+
+def register(server: MCPServer[Any], services: Services) -> None:
+    pack = Pack("weather", server, services)
+    register_tools(pack, OpenMeteo(services))

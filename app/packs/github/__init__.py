@@ -23,4 +23,9 @@ from app.services import Services
 
 def register(server: MCPServer[Any], services: Services) -> None:
     pack = Pack("github", server, services)
-    register_tools(pack, GitHub(services))
+    github = GitHub(services)
+    register_tools(pack, github)
+    if "tasks" in services.settings.packs:
+        from app.packs.github.compose import register_compose
+
+        register_compose(pack, github)

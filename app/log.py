@@ -14,6 +14,7 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from app.observability.tracing import current_ids
 from app.request_context import current_request_id
 
 # The SDK logs per-request lifecycle at INFO ("Created new transport", "Terminating session", ...):
@@ -25,6 +26,10 @@ _CHATTY_SDK_LOGGERS = (
     "mcp.server.runner",
     "mcp.server._streamable_http_modern",
 )
+
+# HTTP client libraries log every request with its full URL at INFO (query strings may carry
+# tokens, hosts are internal details): warnings and errors only, whatever the root level.
+_QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "urllib3")
 
 # Anything that looks like a credential is masked before a line leaves the process: bearer tokens,
 # API keys in our format, and JWTs (three base64url segments starting with a JSON header).
@@ -44,7 +49,7 @@ def redact(text: str) -> str:
 
 
 class _ServiceJsonFormatter(JsonFormatter):
-    """Adds the request id and redacts; the library does the JSON (with a fallback for odd values)."""
+    """Adds the request id (and, while tracing, the trace and span ids) and redacts; the library does the JSON."""
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
@@ -54,6 +59,9 @@ class _ServiceJsonFormatter(JsonFormatter):
         request_id = current_request_id()
         if request_id is not None and "request_id" not in log_data:
             log_data["request_id"] = request_id
+        ids = current_ids()
+        if ids is not None and "trace_id" not in log_data:
+            log_data["trace_id"], log_data["span_id"] = ids
 
 
 def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
@@ -76,6 +84,8 @@ def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
     sdk_level = logging.WARNING if quiet_sdk and logging.getLevelName(level) < logging.WARNING else None
     for name in _CHATTY_SDK_LOGGERS:
         logging.getLogger(name).setLevel(sdk_level or logging.NOTSET)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn's own access log is replaced by ours (JSON, with request ids, health excluded).
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -89,7 +89,7 @@ class Services:
             settings=settings,
             lifecycle=Lifecycle(),
             health=health,
-            metrics=Metrics(),
+            metrics=Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0),
             backend=backend,
             rate_limiter=rate_limiter,
             cache=cache,
@@ -114,6 +114,9 @@ class Services:
                 group.start_soon(bus.run)
 
             services.on_startup(run_bus)
+        from app.observability import wire  # metrics and traces of MCP messages, upstreams, breakers, Redis
+
+        wire(services)
         return services
 
     def on_startup(self, hook: Callable[[AsyncExitStack], Awaitable[None]]) -> None:

@@ -67,8 +67,9 @@ def test_local_fallback_then_recovery(service_factory: ServiceFactory, tmp_path:
         replay_key = f"k-{time.monotonic_ns()}"
         first = call(service, "note_write", {"text": "y", "idempotency_key": replay_key})
         assert first["isError"] is False
-        assert call(service, "note_write", {"text": "y", "idempotency_key": replay_key})["structuredContent"] == (
-            first["structuredContent"]
+        assert (
+            call(service, "note_write", {"text": "y", "idempotency_key": replay_key})["structuredContent"]
+            == (first["structuredContent"])
         )
 
 
@@ -77,7 +78,9 @@ def test_other_fallback_policies(
     service_factory: ServiceFactory, tmp_path: Path, policy: str, expect_error: str | None
 ) -> None:
     with RedisServer(tmp_path / "redis") as redis:
-        service = service_factory(guard_env(tmp_path / "site", MCPS_REDIS_URL=redis.url, MCPS_RATE_LIMIT_FALLBACK=policy))
+        service = service_factory(
+            guard_env(tmp_path / "site", MCPS_REDIS_URL=redis.url, MCPS_RATE_LIMIT_FALLBACK=policy)
+        )
         redis.stop()
         result = call(service, "cheap", token=ALICE)
         if expect_error is None:

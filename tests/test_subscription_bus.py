@@ -29,11 +29,12 @@ async def test_listen_on_one_replica_hears_a_change_made_through_another(
     with RedisServer(tmp_path / "redis") as redis:
         env = {"MCPS_PACKS": "conformance", "MCPS_REDIS_URL": redis.url, "MCPS_RATE_LIMIT_CAPACITY": "1000"}
         listener_replica, writer_replica = service_factory(env), service_factory(env)
-        async with Client(listener_replica.mcp_url, mode="2026-07-28") as listener, Client(
-            writer_replica.mcp_url, mode="2026-07-28"
-        ) as writer:
-            async with listener.listen(tools_list_changed=True) as subscription:
-                await writer.call_tool("test_trigger_tool_change", {})
-                with anyio.fail_after(10):
-                    event = await subscription.__anext__()
+        async with (
+            Client(listener_replica.mcp_url, mode="2026-07-28") as listener,
+            Client(writer_replica.mcp_url, mode="2026-07-28") as writer,
+            listener.listen(tools_list_changed=True) as subscription,
+        ):
+            await writer.call_tool("test_trigger_tool_change", {})
+            with anyio.fail_after(10):
+                event = await subscription.__anext__()
         assert event == ToolsListChanged()

@@ -1,0 +1,176 @@
+"""OpenTelemetry tracing, configured from the standard ``OTEL_*`` environment variables.
+
+Off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (and
+``OTEL_SDK_DISABLED`` is not true): then no tracer provider is installed, the SDK's per-message
+spans stay the API's no-op spans, and the edge makes none of its own. When on:
+
+- OTLP over HTTP/protobuf to that endpoint (``OTEL_EXPORTER_OTLP_*`` headers, timeout, compression,
+  certificates are read by the exporter itself; ``OTEL_BSP_*`` by the batch processor);
+- resource: ``service.name`` (``mcp-service`` unless ``OTEL_SERVICE_NAME`` or
+  ``OTEL_RESOURCE_ATTRIBUTES`` names one), ``service.version``, ``service.instance.id`` (one per
+  process: each worker is an instance), plus whatever ``OTEL_RESOURCE_ATTRIBUTES`` adds;
+- sampling: ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (default parentbased_always_on);
+- Redis commands as client spans (opentelemetry-instrumentation-redis; arguments sanitized to
+  ``?``), each marked with the backend operation that issued it.
+
+Process-wide by nature (the tracer provider is a global): configured once per process, whatever
+number of apps the process builds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "mcp-service"
+TRACER_NAME = "mcp-service"
+SUPPORTED_PROTOCOL = "http/protobuf"
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+
+# The backend operation (``cache get``, ``acquire``...) in progress, for the Redis command spans.
+backend_operation: ContextVar[str | None] = ContextVar("backend_operation", default=None)
+
+
+class _State:
+    configured = False
+    provider: TracerProvider | None = None
+    tracer: trace.Tracer | None = None
+
+
+_state = _State()
+
+
+def tracing_requested(env: os._Environ[str] | dict[str, str] | None = None) -> bool:
+    """Whether the environment asks for traces: an OTLP endpoint is set and the SDK is not disabled."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+        return False
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def enabled() -> bool:
+    """True once this process exports traces (cheap: read on every request and log line)."""
+    return _state.tracer is not None
+
+
+def active_tracer() -> trace.Tracer | None:
+    """The service's own tracer when tracing is on, else None (callers then make no spans at all)."""
+    return _state.tracer
+
+
+def configure_tracing(service_version: str) -> TracerProvider | None:
+    """Install the SDK tracer provider once per process, if the environment asks for it; else None."""
+    if _state.configured:
+        return _state.provider
+    _state.configured = True
+    if not tracing_requested():
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    ).strip()
+    if protocol and protocol != SUPPORTED_PROTOCOL:
+        logger.warning(
+            "OTLP protocol %r is not supported by this build; exporting traces over %s instead",
+            protocol[:32],
+            SUPPORTED_PROTOCOL,
+        )
+    provider = TracerProvider(resource=Resource.create(_resource_attributes(service_version)))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _instrument_redis(provider)
+    _state.provider = provider
+    _state.tracer = provider.get_tracer(TRACER_NAME, service_version)
+    logger.info(
+        "tracing on: OTLP/HTTP to %s",
+        _safe_endpoint(
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        ),
+    )
+    return provider
+
+
+def force_flush(timeout_millis: int = 5000) -> None:
+    """Export what is buffered (app shutdown; the provider also flushes at interpreter exit)."""
+    if _state.provider is not None:
+        _state.provider.force_flush(timeout_millis)
+
+
+def _resource_attributes(service_version: str) -> dict[str, Any]:
+    from_env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    named = {part.split("=", 1)[0].strip() for part in from_env.split(",") if "=" in part}
+    attributes: dict[str, Any] = {}
+    # Resource.create lets explicit attributes win over the environment; only fill in what it leaves unset.
+    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name" not in named:
+        attributes["service.name"] = DEFAULT_SERVICE_NAME
+    if "service.version" not in named:
+        attributes["service.version"] = service_version
+    if "service.instance.id" not in named:
+        attributes["service.instance.id"] = str(uuid.uuid4())
+    return attributes
+
+
+def _safe_endpoint(url: str) -> str:
+    """The endpoint without credentials or query (it is logged)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "(unparsable endpoint)"
+
+
+def _instrument_redis(provider: TracerProvider) -> None:
+    try:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+    except ImportError:  # pragma: no cover - a declared dependency
+        logger.warning("opentelemetry-instrumentation-redis is not installed: no Redis command spans")
+        return
+    instrumentor = RedisInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=provider, request_hook=_redis_request_hook)
+
+
+def _redis_request_hook(span: trace.Span, instance: Any, args: Any, kwargs: Any) -> None:
+    operation = backend_operation.get()
+    if operation is not None and span.is_recording():
+        span.set_attribute("mcp_service.backend.operation", operation)
+
+
+@contextmanager
+def backend_operation_scope(operation: str) -> Iterator[None]:
+    """Mark the Redis commands issued inside with the backend operation (only used while tracing)."""
+    token = backend_operation.set(operation)
+    try:
+        yield
+    finally:
+        backend_operation.reset(token)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) in W3C hex of the current span, for log lines; None outside a sampled span."""
+    if _state.tracer is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None  # ids of a trace nobody records would lead nowhere
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")

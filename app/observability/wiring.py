@@ -1,0 +1,54 @@
+"""`wire`: one app's services connected to its metrics, access log and the process's tracing."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from app import __version__
+from app.backends import RedisBackend
+from app.health import overall
+from app.observability import tracing
+from app.observability.backend import instrument_redis
+from app.observability.mcp_metrics import McpObserver
+from app.observability.upstream import BreakerMetrics, UpstreamObserver
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+
+def wire(services: Services) -> None:
+    """Connect one app's services to its metrics (and the process's tracing, configured once)."""
+    settings = services.settings
+    metrics = services.metrics
+    tracing.configure_tracing(__version__)
+    metrics.mcp_observer = McpObserver(
+        metrics,
+        services.policies,
+        auth_disabled=settings.auth_disabled,
+        access_log=settings.mcp_access_log,
+        access_log_level=settings.mcp_access_log_level,
+        principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0,
+    )
+    metrics.upstream_observer = UpstreamObserver(metrics, BreakerMetrics(metrics, services.breakers))
+    if isinstance(services.backend, RedisBackend):
+        instrument_redis(services.backend, metrics)
+
+    lifecycle = services.lifecycle
+    health = services.health
+
+    async def probe() -> tuple[bool, dict[str, bool]]:
+        if not lifecycle.ready:
+            return False, {}
+        checks = await health.run()
+        dependencies = {str(check["name"]): check["status"] == "healthy" for check in checks}
+        return overall(checks) != "unhealthy", dependencies
+
+    metrics.set_health_probe(probe)
+
+    if tracing.enabled():
+
+        async def flush_at_shutdown(stack: AsyncExitStack) -> None:
+            stack.callback(tracing.force_flush)
+
+        services.on_startup(flush_at_shutdown)

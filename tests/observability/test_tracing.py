@@ -1,0 +1,154 @@
+"""Traces to a local OTLP/HTTP receiver: the span tree of one tool call, _meta parenting, trace ids in logs."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import ServiceFactory
+from tests.support.clients import client_with_token
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.support.redis_server import RedisServer
+from tests.support.rpc import call_tool, final, modern_headers, modern_meta
+
+pytestmark = pytest.mark.anyio
+
+SECRET_ARGUMENT = "argument-value-that-must-not-leak"
+
+
+def tracing_env(receiver: OtlpReceiver, packs_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {
+        **packs_env,
+        "MCPS_PACKS": "obs",
+        "MCPS_RATE_LIMIT_CAPACITY": "1000",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # export within milliseconds, not the default 5 s
+        **extra,
+    }
+
+
+def children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
+    return [s for s in spans if s.trace_id == parent.trace_id and s.parent_span_id == parent.span_id]
+
+
+async def test_span_tree_of_one_tool_call(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str], tmp_path: Path
+) -> None:
+    with RedisServer(tmp_path / "redis") as redis:
+        service = service_factory(
+            tracing_env(otlp_receiver, packs_env, MCPS_REDIS_URL=redis.url, MCPS_CACHE_L1_TTL_SECONDS="0")
+        )
+        async with client_with_token(service.mcp_url, None) as client:
+            result = await client.call_tool("obs_echo", {"text": SECRET_ARGUMENT})
+            assert not result.is_error
+
+        def tool_tree_done(spans: list[ReceivedSpan]) -> bool:
+            mcp = [s for s in spans if s.name == "tools/call obs_echo"]
+            return bool(mcp) and any(s.span_id == mcp[0].parent_span_id for s in spans)
+
+        spans = otlp_receiver.wait_for(tool_tree_done)
+        service.stop()
+
+    mcp = next(s for s in spans if s.name == "tools/call obs_echo")
+    http = next(s for s in spans if s.span_id == mcp.parent_span_id)
+    # HTTP server span (root: the client sent no traceparent) -> MCP server span -> Redis client spans.
+    assert (http.name, http.kind, http.parent_span_id) == ("POST /mcp", "SERVER", "")
+    assert http.attributes["http.request.method"] == "POST"
+    assert http.attributes["http.route"] == "/mcp"
+    assert http.attributes["http.response.status_code"] == 200
+    assert mcp.kind == "SERVER"
+    assert mcp.attributes["mcp.method.name"] == "tools/call"
+    assert mcp.attributes["gen_ai.tool.name"] == "obs_echo"
+    assert mcp.attributes["mcp_service.outcome"] == "ok"
+    assert mcp.attributes["mcp_service.cache.result"] == "miss"
+    assert mcp.attributes["mcp_service.rate_limit.decision"] == "allowed"
+    assert mcp.attributes["mcp_service.rate_limit.source"] == "redis"
+    assert mcp.attributes["mcp_service.request_id"] == http.attributes["mcp_service.request_id"]
+    assert mcp.links == []  # its parent is the HTTP span: nothing to link
+    redis_spans = [s for s in children(spans, mcp) if s.attributes.get("db.system") == "redis"]
+    assert redis_spans, [s.name for s in children(spans, mcp)]
+    assert all(s.kind == "CLIENT" for s in redis_spans)
+    operations = {s.attributes.get("mcp_service.backend.operation") for s in redis_spans}
+    assert {"acquire", "cache set"} <= operations, operations
+    assert "EVALSHA" in {s.name for s in redis_spans}
+    # Resource: service name and version; no argument value anywhere.
+    assert mcp.resource["service.name"] == "mcp-service"
+    assert mcp.resource["service.version"]
+    for span in spans:
+        assert SECRET_ARGUMENT not in repr(span.attributes), span.name
+    # Readiness probes (the fixture polled /health/ready, which pings Redis) make no spans.
+    assert not [s.name for s in spans if s.name.startswith("GET /health") or s.name == "PING"]
+
+    # Log lines made inside the request carry its trace and span ids.
+    records = service.log_records()
+    access = next(r for r in records if r.get("logger") == "mcp_service.mcp" and r.get("tool") == "obs_echo")
+    assert (access["trace_id"], access["span_id"]) == (mcp.trace_id, mcp.span_id)
+    http_line = next(
+        r for r in records if r.get("logger") == "mcp_service.access" and r.get("request_id") == access["request_id"]
+    )
+    assert (http_line["trace_id"], http_line["span_id"]) == (http.trace_id, http.span_id)
+
+
+def test_meta_traceparent_wins_and_the_http_span_is_linked(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str]
+) -> None:
+    service = service_factory(tracing_env(otlp_receiver, packs_env))
+    header_trace, header_span = secrets.token_hex(16), secrets.token_hex(8)
+    meta_trace, meta_span = secrets.token_hex(16), secrets.token_hex(8)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {
+            "name": "obs_echo",
+            "arguments": {"text": "x"},
+            "_meta": {**modern_meta(), "traceparent": f"00-{meta_trace}-{meta_span}-01"},
+        },
+    }
+    headers = {**modern_headers("tools/call", "obs_echo"), "traceparent": f"00-{header_trace}-{header_span}-01"}
+    response = httpx2.post(service.mcp_url, headers=headers, json=body, timeout=10)
+    assert "result" in final(response)
+    spans = otlp_receiver.wait_for(
+        lambda spans: (
+            {"POST /mcp", "tools/call obs_echo"} <= {s.name for s in spans if s.trace_id != ""}
+            and any(s.trace_id == header_trace for s in spans)
+        )
+    )
+    http = next(s for s in spans if s.name == "POST /mcp" and s.trace_id == header_trace)
+    mcp = next(s for s in spans if s.name == "tools/call obs_echo")
+    assert http.parent_span_id == header_span  # the HTTP span continues the header's trace
+    assert (mcp.trace_id, mcp.parent_span_id) == (meta_trace, meta_span)  # _meta wins for the MCP span
+    assert mcp.links == [(http.trace_id, http.span_id, {"mcp_service.link": "http_request"})]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_SDK_DISABLED": "true"},
+        {"OTEL_TRACES_SAMPLER": "always_off"},
+        {"OTEL_TRACES_EXPORTER": "none"},
+    ],
+    ids=["sdk-disabled", "sampler-off", "exporter-none"],
+)
+def test_no_spans_when_disabled_or_not_sampled(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str], env: dict[str, str]
+) -> None:
+    service = service_factory(tracing_env(otlp_receiver, packs_env, **env))
+    assert not call_tool(service.base_url, "obs_echo", {"text": "x"}).is_error
+    time.sleep(0.5)  # ten export intervals
+    service.stop()
+    assert otlp_receiver.snapshot() == []
+
+
+def test_no_tracing_without_an_endpoint(service_factory: ServiceFactory, packs_env: dict[str, str]) -> None:
+    service = service_factory({**packs_env, "MCPS_PACKS": "obs"})
+    assert call_tool(service.base_url, "obs_echo", {"text": "x"}).status_code == 200
+    records = service.log_records()
+    lines = [r for r in records if r.get("logger") in ("mcp_service.mcp", "mcp_service.access")]
+    assert lines
+    assert all("trace_id" not in r and r.get("request_id") for r in lines)
+    assert not any("tracing on" in str(r.get("message")) for r in records)

@@ -18,11 +18,19 @@ them: a worker that dies is replaced (its live gauges dropped from the metrics),
 while starting stops the whole group with its exit status. On SIGTERM/SIGINT it passes SIGTERM to
 every worker, each drains and stops exactly as a single process does, and it exits 0 once all of
 them have exited 0. A second SIGINT is passed on as SIGINT (the workers exit at once).
+
+Process tuning in every serving process (`tune_process`, `freeze_startup_heap`; measured in
+docs/performance.md): the cyclic garbage collector's young generation is collected every 10,000
+allocations instead of 700, and what is alive once start-up is done (modules, pydantic schemas, the
+SDK's tables) is moved out of the collector's reach with `gc.freeze()`, so full collections only
+walk what requests create. The event loop and HTTP parser come from settings (``auto``: uvloop
+and httptools).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -47,6 +55,25 @@ from app.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
+# (generation 0, 1, 2) thresholds; CPython's default is (700, 10, 10).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_process() -> None:
+    """Process-wide settings that pay off on every request; call once, before the app is built.
+
+    A request allocates thousands of container objects (pydantic models, anyio task groups and
+    streams, dicts); at the default threshold the collector runs a young collection every 700 of
+    them, and walks the whole heap (every import included) on full collections.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def freeze_startup_heap() -> None:
+    """Once start-up is done: keep what it created out of every later collection (never garbage)."""
+    gc.collect()
+    gc.freeze()
+
 
 class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_delay_seconds: float) -> None:
@@ -67,6 +94,12 @@ class GracefulServer(uvicorn.Server):
             logger.warning("second interrupt: exiting now")
             self.should_exit = True
             self.force_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            freeze_startup_heap()
+            logger.debug("start-up heap frozen: %d objects out of the collector's reach", gc.get_freeze_count())
 
     async def on_tick(self, counter: int) -> bool:
         started = self.lifecycle.drain_started_at
@@ -106,6 +139,7 @@ def serve(settings: Settings) -> int:
         return serve_workers(settings)
     from app.factory import create_app
 
+    tune_process()
     app = create_app(settings)
     server = build_server(app, settings)
     logger.info(
@@ -140,6 +174,7 @@ def _worker_main(sock: socket.socket, overrides: dict[str, Any], built: Any) -> 
     from app.packs import PackLoadError
 
     settings = load_settings(**overrides)
+    tune_process()
     try:
         app = create_app(settings)
     except PackLoadError as exc:

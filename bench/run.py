@@ -1,0 +1,398 @@
+"""Benchmark driver (``scripts/bench ...``): see bench/README.md and docs/performance.md.
+
+compare   full service vs bare-SDK baseline, interleaved A B A B in one session, both eras,
+          c=16 and c=64: medians of 3 x 10 s after a warm-up, server CPU us/request, ratios
+run       one target only (service, baseline, or service-untuned: runner.py's tuning off)
+profile   py-spy record of the service under load, summarized (self and inclusive time)
+soak      resident memory of the service at idle and over a 5-minute steady load
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import harness
+from bench.harness import PYTHON, ROOT, Helpers, Server
+
+RESULTS = ROOT / "results" / "bench"
+TARGET_RPS_RATIO = {"legacy": 1.0, "modern": 0.9}
+ERA_LABEL = {"legacy": "handshake era (2025-11-25)", "modern": "2026-07-28"}
+
+
+# Service variants for ablations: what each production feature costs (env overrides, tracing, Redis).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "service": {},
+    "service-untuned": {"launcher": [PYTHON, "-m", "bench.untuned"]},
+    "service-notrace": {"tracing": False},
+    # Experiments with process-level tuning (bench/launch.py), on top of app/runner.py's own.
+    "service-freeze": {"launcher": [PYTHON, "-m", "bench.launch"], "env": {"BENCH_TUNE": "notune,freeze"}},
+    "service-gc": {"launcher": [PYTHON, "-m", "bench.launch"], "env": {"BENCH_TUNE": "notune,gc=10000:20:100"}},
+    "service-freeze-gc": {
+        "launcher": [PYTHON, "-m", "bench.launch"],
+        "env": {"BENCH_TUNE": "notune,freeze,gc=10000:20:100"},
+    },
+    "service-freeze-gc50": {
+        "launcher": [PYTHON, "-m", "bench.launch"],
+        "env": {"BENCH_TUNE": "notune,freeze,gc=50000:20:100"},
+    },
+    "service-freeze-gc10": {
+        "launcher": [PYTHON, "-m", "bench.launch"],
+        "env": {"BENCH_TUNE": "notune,freeze,gc=10000:10:10"},
+    },
+    "service-asyncio": {"env": {"MCPS_UVICORN_LOOP": "asyncio"}},
+    "service-h11": {"env": {"MCPS_UVICORN_HTTP": "h11"}},
+    "service-nolog": {"env": {"MCPS_ACCESS_LOG": "false", "MCPS_MCP_ACCESS_LOG": "false"}},
+    "service-notrace-nolog": {"tracing": False, "env": {"MCPS_ACCESS_LOG": "false", "MCPS_MCP_ACCESS_LOG": "false"}},
+    # Production-style head sampling: 1 trace in 10 recorded (unsampled spans are non-recording, cheap).
+    "service-sampled": {"env": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}},
+    "service-noauth": {"env": {"MCPS_AUTH_DISABLED": "true"}, "auth": False},
+    "service-noredis": {"redis": False},
+    # The same, with redis-py's C parser (hiredis) importable: `pip install hiredis` (a redis[hiredis] extra).
+    "service-hiredis": {"site": "hiredis"},
+    "service-minimal": {
+        "env": {"MCPS_ACCESS_LOG": "false", "MCPS_MCP_ACCESS_LOG": "false", "MCPS_AUTH_DISABLED": "true"},
+        "auth": False,
+        "tracing": False,
+        "redis": False,
+    },
+}
+
+
+def start_target(kind: str, workdir: Path, helpers: Helpers | None, log_to: str) -> Server:
+    if kind == "baseline":
+        return harness.start_baseline(workdir / kind)
+    if kind not in VARIANTS:
+        raise SystemExit(f"bench: unknown target {kind} (baseline, {', '.join(VARIANTS)})")
+    assert helpers is not None
+    variant = VARIANTS[kind]
+    env = dict(variant.get("env", {}))
+    if "site" in variant:
+        env["BENCH_EXTRA_SITE"] = str(harness.extra_site(variant["site"]))
+    return harness.start_service(
+        workdir / kind,
+        helpers,
+        name=kind,
+        launcher=variant.get("launcher"),
+        env_extra=env,
+        log_to=log_to,
+        tracing=variant.get("tracing", True),
+        redis=variant.get("redis", True),
+        auth=variant.get("auth", True),
+    )
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(key: str) -> float:
+        return float(statistics.median(r[key] for r in runs))
+
+    return {
+        "runs": len(runs),
+        "rps": med("rps"),
+        "rps_each": [round(r["rps"], 1) for r in runs],
+        "p50_ms": statistics.median(r["latency_us"]["p50"] for r in runs) / 1000,
+        "p99_ms": statistics.median(r["latency_us"]["p99"] for r in runs) / 1000,
+        "cpu_us_per_request": statistics.median(r["cpu_us_per_request"] or 0 for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "failed": sum(r["failed"] for r in runs),
+    }
+
+
+def print_table(cells: dict[str, dict[str, dict[str, Any]]], order: list[str]) -> list[str]:
+    lines = [
+        "| era | c | target | req/s (median) | p50 ms | p99 ms | CPU us/req | requests | failed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for cell, by_target in cells.items():
+        era, conc = cell.split("/")
+        for target in order:
+            s = by_target[target]
+            lines.append(
+                f"| {ERA_LABEL[era]} | {conc} | {target} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
+                f"{s['cpu_us_per_request']:.0f} | {s['requests']} | {s['failed']} |"
+            )
+    print("\n".join(lines))
+    return lines
+
+
+def ratios(cells: dict[str, dict[str, dict[str, Any]]], a: str, b: str) -> list[str]:
+    lines = [
+        f"| era | c | req/s {a}/{b} | target | p99 {a}/{b} | CPU/req {a}/{b} | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for cell, by_target in cells.items():
+        era, conc = cell.split("/")
+        sa, sb = by_target[a], by_target[b]
+        rps = sa["rps"] / sb["rps"] if sb["rps"] else float("nan")
+        p99 = sa["p99_ms"] / sb["p99_ms"] if sb["p99_ms"] else float("nan")
+        cpu = sa["cpu_us_per_request"] / sb["cpu_us_per_request"] if sb["cpu_us_per_request"] else float("nan")
+        target = TARGET_RPS_RATIO[era]
+        ok = rps >= target and sa["failed"] == 0 and sb["failed"] == 0 and (conc != "64" or p99 <= 1.0)
+        lines.append(
+            f"| {ERA_LABEL[era]} | {conc} | {rps:.2f}x | >= {target:.1f}x | {p99:.2f}x | {cpu:.2f}x | "
+            f"{'meets' if ok else 'MISSES'} |"
+        )
+    print("\n".join(lines))
+    return lines
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    targets = args.targets.split(",")
+    eras = args.eras.split(",")
+    concs = [int(c) for c in args.connections.split(",")]
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
+        workdir = Path(tmp)
+        helpers = Helpers(workdir).start() if any(t != "baseline" for t in targets) else None
+        servers: list[Server] = []
+        try:
+            servers = [start_target(t, workdir, helpers, args.log_to) for t in targets]
+            raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for server in servers:  # first warm-up: imports, pydantic caches, Redis script load
+                for era in eras:
+                    harness.run_wrk(server, era=era, connections=16, duration=args.warmup)
+            for era in eras:
+                for conc in concs:
+                    cell = f"{era}/{conc}"
+                    raw[cell] = {s.name: [] for s in servers}
+                    for server in servers:
+                        harness.run_wrk(server, era=era, connections=conc, duration=args.warmup)
+                    for i in range(args.runs):
+                        for server in servers:  # A B A B ...
+                            result = harness.run_wrk(server, era=era, connections=conc, duration=args.duration)
+                            raw[cell][server.name].append(result)
+                            print(
+                                f"{cell} run {i + 1} {server.name:16s} {result['rps']:8.1f} req/s  "
+                                f"p99 {result['latency_us']['p99'] / 1000:7.1f} ms  "
+                                f"cpu {result['cpu_us_per_request']:6.0f} us/req  failed {result['failed']}",
+                                flush=True,
+                            )
+                            if result["stderr"]:
+                                print("   wrk stderr:", result["stderr"][:300])
+            extra = {
+                "otlp": helpers.otlp_stats() if helpers else None,
+                "ready": {s.name: s.extra.get("ready") for s in servers},
+            }
+        finally:
+            for server in servers:
+                server.stop()
+            if helpers:
+                helpers.stop()
+    cells = {cell: {name: summarize(runs) for name, runs in by.items()} for cell, by in raw.items()}
+    print()
+    table = print_table(cells, targets)
+    print()
+    ratio_lines: list[str] = []
+    reference = "baseline" if "baseline" in targets else targets[-1]
+    for target in targets:
+        if target != reference:
+            ratio_lines += ratios(cells, target, reference)
+            print()
+    if extra["otlp"] is not None:
+        print(f"\nOTLP sink: {extra['otlp']['spans']} spans in {extra['otlp']['requests']} exports")
+    out = Path(args.out or RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"args": vars(args), "cells": cells, "raw": raw, "table": table, "ratios": ratio_lines, **extra},
+            indent=1,
+            default=str,
+        )
+    )
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.profile_summary import summarize_file
+
+    out_dir = Path(args.out or RESULTS / f"profile-{time.strftime('%Y%m%dT%H%M%S')}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
+        workdir = Path(tmp)
+        helpers = Helpers(workdir).start()
+        server = start_target(args.target, workdir, helpers, args.log_to)
+        try:
+            harness.run_wrk(server, era=args.era, connections=args.connections, duration=args.warmup)
+            raw_path = out_dir / f"{args.target}-{args.era}-c{args.connections}.txt"
+            spy = subprocess.Popen(
+                harness.taskset(
+                    harness.LOAD_CPU,
+                    [
+                        harness.need("py-spy"),
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--duration",
+                        str(args.duration),
+                        "--rate",
+                        str(args.rate),
+                        "--nonblocking",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(raw_path),
+                    ],
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            result = harness.run_wrk(server, era=args.era, connections=args.connections, duration=args.duration + 2)
+            _, err = spy.communicate(timeout=60)
+            if spy.returncode != 0:
+                print(err.decode(errors="replace"))
+        finally:
+            server.stop()
+            helpers.stop()
+    print(f"{result['rps']:.0f} req/s during the profile, {result['failed']} failed")
+    report = summarize_file(raw_path, top=args.top)
+    (out_dir / f"{raw_path.stem}-summary.txt").write_text(report)
+    print(report)
+    print(f"collapsed stacks: {raw_path} (flamegraph.pl or speedscope.app read them)")
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    """Idle RSS, then steady load from both eras (bounded count and time), RSS sampled throughout."""
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
+        workdir = Path(tmp)
+        helpers = Helpers(workdir).start()
+        server = start_target(args.target, workdir, helpers, args.log_to)
+        samples: list[tuple[float, int]] = []
+        try:
+            time.sleep(2)
+            idle = harness.rss_kib(server.pid)
+            warm = harness.run_wrk(server, era="legacy", connections=8, duration=5)
+            harness.run_wrk(server, era="modern", connections=8, duration=5)
+            time.sleep(1)
+            after_warmup = harness.rss_kib(server.pid)
+            print(f"idle {idle / 1024:.1f} MiB, after warm-up {after_warmup / 1024:.1f} MiB", flush=True)
+            budget = int(args.max_requests)
+            env_common = {"MCP_TOKEN": server.token or "", "MCP_THREADS": "1", "MCP_MAX_REQUESTS": str(budget // 2)}
+            procs = []
+            started = time.monotonic()
+            for era in ("legacy", "modern"):
+                argv = [
+                    harness.need("wrk"),
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{args.seconds}s",
+                    "--timeout",
+                    "10s",
+                    "-s",
+                    str(harness.LUA),
+                    server.url,
+                ]
+                procs.append(
+                    subprocess.Popen(
+                        harness.taskset(harness.LOAD_CPU, argv),
+                        env={**os.environ, **env_common, "MCP_ERA": era},
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            cpu0 = harness.cpu_seconds(server.pid)
+            while any(p.poll() is None for p in procs) and time.monotonic() - started < args.seconds + 30:
+                samples.append((round(time.monotonic() - started, 1), harness.rss_kib(server.pid)))
+                time.sleep(args.sample_every)
+            outputs = [p.communicate(timeout=60) for p in procs]
+            cpu = harness.cpu_seconds(server.pid) - cpu0
+            elapsed = time.monotonic() - started
+            time.sleep(2)
+            end = harness.rss_kib(server.pid)
+        finally:
+            server.stop()
+            helpers.stop()
+    results = [
+        json.loads(next(x for x in o.splitlines() if x.startswith("WRKJSON ")).removeprefix("WRKJSON "))
+        for o, _ in outputs
+    ]
+    requests = sum(r["requests"] for r in results)
+    failed = sum(r["bad"] + sum(r["errors"].values()) for r in results)
+    peak = max(s[1] for s in samples) if samples else end
+    report = {
+        "target": args.target,
+        "idle_mib": round(idle / 1024, 1),
+        "after_warmup_mib": round(after_warmup / 1024, 1),
+        "end_mib": round(end / 1024, 1),
+        "peak_mib": round(peak / 1024, 1),
+        "growth_from_idle_pct": round((end - idle) * 100 / idle, 1),
+        "growth_from_warmup_pct": round((end - after_warmup) * 100 / after_warmup, 1),
+        "soak_seconds": round(elapsed, 1),
+        "requests": requests,
+        "failed": failed,
+        "rps": round(requests / elapsed, 1),
+        "cpu_us_per_request": round(cpu * 1e6 / requests, 1) if requests else None,
+        "warmup_rps": round(warm["rps"], 1),
+        "samples_mib": [(t, round(k / 1024, 1)) for t, k in samples],
+    }
+    print(json.dumps({k: v for k, v in report.items() if k != "samples_mib"}, indent=1))
+    print("RSS over time (s, MiB):", report["samples_mib"])
+    out = Path(args.out or RESULTS / f"soak-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"results: {out}")
+    return 0
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eras", default="legacy,modern")
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--log-to", choices=["file", "devnull"], default="file")
+    parser.add_argument("--out")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    compare = sub.add_parser("compare", help="interleaved A/B of two targets (default: service vs baseline)")
+    compare.add_argument(
+        "--targets", default="service,baseline", help="comma-separated: baseline, " + ", ".join(VARIANTS)
+    )
+    add_load_options(compare)
+    compare.set_defaults(func=cmd_compare)
+    run = sub.add_parser("run", help="one target alone (same measurements)")
+    run.add_argument("targets", metavar="target", help="baseline or a service variant: " + ", ".join(VARIANTS))
+    add_load_options(run)
+    run.set_defaults(func=cmd_compare)
+    profile = sub.add_parser("profile", help="py-spy record of a target under load")
+    profile.add_argument("--target", default="service")
+    profile.add_argument("--era", default="legacy", choices=["legacy", "modern"])
+    profile.add_argument("--connections", type=int, default=64)
+    profile.add_argument("--duration", type=int, default=15)
+    profile.add_argument("--warmup", type=float, default=5)
+    profile.add_argument("--rate", type=int, default=250)
+    profile.add_argument("--top", type=int, default=35)
+    profile.add_argument("--log-to", choices=["file", "devnull"], default="file")
+    profile.add_argument("--out")
+    profile.set_defaults(func=cmd_profile)
+    soak = sub.add_parser("soak", help="memory at idle and over a steady-load soak")
+    soak.add_argument("--target", default="service")
+    soak.add_argument("--seconds", type=int, default=300)
+    soak.add_argument("--connections", type=int, default=8, help="per era (two wrk processes)")
+    soak.add_argument("--max-requests", type=int, default=2_000_000, help="bound on the soak's total requests")
+    soak.add_argument("--sample-every", type=float, default=10)
+    soak.add_argument("--log-to", choices=["file", "devnull"], default="file")
+    soak.add_argument("--out")
+    soak.set_defaults(func=cmd_soak)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,20 +84,26 @@ def test_unknown_task_is_not_found_and_nothing_is_posted(service: ServiceProcess
     assert len(fake.requests_to(ISSUES, "POST")) == before
 
 
-def test_partial_failure_then_a_retry_links_without_a_second_issue(service: ServiceProcess, fake: FakeGitHub) -> None:
+def test_partial_failure_names_the_created_issue(service: ServiceProcess, fake: FakeGitHub) -> None:
     fake.route(ISSUES, slow_created, method="POST")
     task_id = new_task(service, "Partial")
     before = len(fake.requests_to(ISSUES, "POST"))
-    # The task vanishes between the issue's creation and the link: the issue exists, the task cannot record it.
-    deleter: concurrent.futures.Future[Any]
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    # The task is deleted while GitHub is creating the issue (the fake answers after 0.5 s): the issue
+    # exists, the task cannot record it, and the caller is told exactly that.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
         filing = pool.submit(call, service, "file_task_as_issue", {"task_id": task_id, "owner": OWNER, "repo": REPO})
-        deleter = pool.submit(call, service, "delete_task", {"task_id": task_id, "confirm": True})
+        deadline = time.monotonic() + 10
+        while len(fake.requests_to(ISSUES, "POST")) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert call(service, "delete_task", {"task_id": task_id, "confirm": True})["isError"] is False
         result = filing.result()
-    assert deleter.result()["isError"] is False
     assert len(fake.requests_to(ISSUES, "POST")) == before + 1
-    if result["isError"]:  # the delete won the race: the caller is told exactly what happened
-        error = result["structuredContent"]
-        assert error["message"].startswith("partial failure: issue https://github.com/")
-        assert error["details"]["task_updated"] is False
-        assert error["details"]["issue_number"] == 77
+    error = result["structuredContent"]
+    assert result["isError"] is True
+    assert error["message"].startswith("partial failure: issue https://github.com/octocat/Hello-World/issues/77")
+    assert error["details"] == {
+        "issue_url": "https://github.com/octocat/Hello-World/issues/77",
+        "issue_number": 77,
+        "task_updated": False,
+    }
+    assert error["retryable"] is True

@@ -17,6 +17,7 @@ from app.backends.base import (
     IdempotencyStore,
     RateDecision,
     RateLimitStore,
+    best_effort,
 )
 from app.backends.memory import MemoryBackend, MemoryCache, MemoryIdempotencyStore, MemoryRateLimitStore, TieredCache
 from app.backends.redis_backend import RedisBackend
@@ -40,6 +41,7 @@ __all__ = [
     "RedisBackend",
     "ResilientRateLimiter",
     "TieredCache",
+    "best_effort",
     "build_backend",
 ]
 

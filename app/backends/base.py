@@ -13,12 +13,15 @@ to a local bucket, skip the cache, refuse the call.
 from __future__ import annotations
 
 import abc
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from app.health import CheckResult
+
+logger = logging.getLogger(__name__)
 
 
 class BackendUnavailable(Exception):
@@ -172,3 +175,12 @@ def check_ttl(name: str, seconds: float) -> None:
 def ttl_ms(seconds: float) -> int:
     """A TTL in whole milliseconds for Redis, rounded up so a tiny TTL never becomes 0 (no expiry)."""
     return max(1, math.ceil(seconds * 1000))
+
+
+async def best_effort(operation: Awaitable[object], what: str) -> None:
+    """Await bookkeeping that follows work already done: a backend outage now is logged, not raised,
+    so it cannot turn a completed write into an error (the record expires by its TTL instead)."""
+    try:
+        await operation
+    except BackendUnavailable:
+        logger.warning("%s skipped: backend unreachable", what)

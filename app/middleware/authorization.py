@@ -14,7 +14,6 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from app.auth.principal import (
@@ -29,8 +28,6 @@ from app.errors import ErrorCode, ServiceError
 from app.middleware.results import error_result
 from app.policy import Policies
 
-# JSON-RPC error code for an authorization refusal of a non-tool request (server-defined range).
-PERMISSION_DENIED_RPC = -32003
 _UNDECLARED = (ADMIN_SCOPE,)
 
 
@@ -86,12 +83,12 @@ class AuthorizationMiddleware:
             uri = _name(ctx.params, "uri") or ""
             missing = principal.missing(self.policies.resource_scopes(uri) or _UNDECLARED)
             if missing:
-                raise _rpc_denied(denied(missing, "this resource"))
+                raise denied(missing, "this resource")
         elif method == "prompts/get":
             name = _name(ctx.params, "name") or ""
             missing = principal.missing(self.policies.prompt_scopes(name) or _UNDECLARED)
             if missing:
-                raise _rpc_denied(denied(missing, f"prompt {name!r}"))
+                raise denied(missing, f"prompt {name!r}")
         result = await call_next(ctx)
         if principal.is_admin:
             return result
@@ -137,7 +134,3 @@ _LISTINGS = {
 
 def _scopes(policy: Any) -> tuple[str, ...]:
     return policy.scopes if policy is not None else _UNDECLARED
-
-
-def _rpc_denied(error: ServiceError) -> MCPError:
-    return MCPError(code=PERMISSION_DENIED_RPC, message=error.message, data=error.to_dict())

@@ -12,21 +12,19 @@ twice, and this service degrades, it never corrupts.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
-from app.backends import BackendUnavailable, IdempotencyStore
+from app.backends import BackendUnavailable, IdempotencyStore, best_effort
 from app.errors import ErrorCode, ServiceError, conflict
 from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_final_success, with_meta
 from app.middleware.results import error_result
 from app.policy import Policies
 
 MAX_KEY_CHARS = 200
-logger = logging.getLogger(__name__)
 
 
 class IdempotencyMiddleware:
@@ -114,19 +112,14 @@ class IdempotencyMiddleware:
             result = await call_next(ctx)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await _quietly(self.store.release(key, fingerprint))
+                await best_effort(self.store.release(key, fingerprint), "idempotency release")
             raise
         body = as_dict(result)
         if body is None or not is_final_success(body):
-            await _quietly(self.store.release(key, fingerprint))
+            await best_effort(self.store.release(key, fingerprint), "idempotency release")
             return result
-        await _quietly(self.store.complete(key, fingerprint, json.dumps(body).encode(), ttl_seconds=self.ttl))
+        await best_effort(
+            self.store.complete(key, fingerprint, json.dumps(body).encode(), ttl_seconds=self.ttl),
+            "idempotency record (a retry may run the write again)",
+        )
         return result
-
-
-async def _quietly(operation: Any) -> None:
-    """Bookkeeping after the write ran: a store failure now must not turn a done write into an error."""
-    try:
-        await operation
-    except BackendUnavailable:
-        logger.warning("idempotency bookkeeping failed (store unreachable); a retry may run the write again")

@@ -12,13 +12,11 @@ partial failure naming the issue, so the caller knows what happened.
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from app.auth.principal import current_principal
-from app.backends import BackendUnavailable
+from app.backends import BackendUnavailable, best_effort
 from app.errors import ErrorCode, ServiceError, conflict
 from app.packs.api import Pack
 from app.packs.github.client import GitHub, repo_path
@@ -26,8 +24,6 @@ from app.packs.github.models import Owner, RepoName
 from app.packs.tasks import get_task_store
 from app.packs.tasks.models import TaskId
 from app.packs.tasks.store import set_external_link, task_errors
-
-logger = logging.getLogger(__name__)
 
 LINK = "github_issue"
 LOCK_SECONDS = 60.0
@@ -99,10 +95,13 @@ def register_compose(pack: Pack, github: GitHub) -> None:
             try:
                 data = await github.post_json(repo_path(owner, repo, "issues"), payload)
             except BaseException:
-                await _quietly(idempotency.release(key, repository))
+                await best_effort(idempotency.release(key, repository), "file_task_as_issue release")
                 raise
             issue = {"url": str(data.get("html_url") or ""), "number": int(data.get("number") or 0)}
-            await _quietly(idempotency.complete(key, repository, json.dumps(issue).encode(), ttl_seconds=ttl))
+            await best_effort(
+                idempotency.complete(key, repository, json.dumps(issue).encode(), ttl_seconds=ttl),
+                "file_task_as_issue record",
+            )
             created = True
         try:
             with task_errors(task_id):
@@ -133,10 +132,3 @@ def _body(description: str, task_id: str) -> str:
 def _number(url: str) -> int:
     tail = url.rstrip("/").rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-async def _quietly(operation: Any) -> None:
-    try:
-        await operation
-    except BackendUnavailable:
-        logger.warning("file_task_as_issue bookkeeping failed: idempotency store unreachable")

@@ -208,14 +208,10 @@ class RedisTaskStore:
             keys = [self._task_key(owner, task_id), self._history_key(owner, task_id)]
             args: list[str | int] = [str(task.version), updated.model_dump_json(), event.model_dump_json()]
             reply = await self._run("tasks update", self._update, keys, args)
-            status = _text(reply[0])
-            if status == "ok":
+            lost = _lost_race(reply, task_id, expected_version)
+            if lost is None:
                 return updated
-            if status == "missing":
-                raise TaskNotFound(task_id)
-            current = int(_text(reply[1]))
-            if expected_version is not None:
-                raise VersionConflict(task_id, expected_version, current)
+            current = lost
         raise VersionConflict(task_id, expected_version, current)
 
     async def delete(self, owner: str, task_id: str, *, actor: str, expected_version: int | None = None) -> Task:
@@ -233,14 +229,10 @@ class RedisTaskStore:
                 HISTORY_RETENTION_SECONDS * 1000,
             ]
             reply = await self._run("tasks delete", self._delete, keys, args)
-            status = _text(reply[0])
-            if status == "ok":
+            lost = _lost_race(reply, task_id, expected_version)
+            if lost is None:
                 return task
-            if status == "missing":
-                raise TaskNotFound(task_id)
-            current = int(_text(reply[1]))
-            if expected_version is not None:
-                raise VersionConflict(task_id, expected_version, current)
+            current = lost
         raise VersionConflict(task_id, expected_version, current)
 
     async def history(self, owner: str, task_id: str, *, after_version: int, limit: int) -> list[TaskEvent]:
@@ -275,3 +267,17 @@ class RedisTaskStore:
         existing = await self._conn.run("tasks secret", call)
         self._secret = bytes.fromhex(_text(existing) if existing is not None else mine)
         return self._secret
+
+
+def _lost_race(reply: Any, task_id: str, expected_version: int | None) -> int | None:
+    """Read a compare-and-set script's reply: None when it wrote; the task's current version when a
+    concurrent write won (the caller re-reads and retries); raises when retrying cannot help."""
+    status = _text(reply[0])
+    if status == "ok":
+        return None
+    if status == "missing":
+        raise TaskNotFound(task_id)
+    current = int(_text(reply[1]))
+    if expected_version is not None:
+        raise VersionConflict(task_id, expected_version, current)
+    return current

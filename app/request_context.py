@@ -7,6 +7,8 @@ does not inherit the HTTP task's context in stateless mode.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import secrets
 from contextvars import ContextVar
@@ -17,8 +19,15 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# Correlation ids, not secrets: a seeded PRNG instead of os.urandom (a system call per request,
+# about 1.5 % of a call's time in profiles). Its own instance, so nobody's random.seed() repeats them.
+# Re-seeded in a forked child, or every worker would mint the same sequence.
+_ids = random.Random(secrets.randbits(64))  # noqa: S311
+os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(64)))
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
 
 
 def accept_request_id(incoming: str | None) -> str:

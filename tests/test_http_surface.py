@@ -135,8 +135,18 @@ def test_request_id_is_echoed_and_logged(service: ServiceProcess) -> None:
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
     )
     assert bogus.headers["x-request-id"] != "bad id\twith spaces"
-    access = [r for r in service.log_records() if r.get("logger") == "mcp_service.access"]
-    assert any(r.get("request_id") == "trace-me-123" and r["status"] == 200 for r in access)
+    records = service.log_records()
+    access = [r for r in records if r.get("logger") in ("mcp_service.access", "mcp_service.mcp")]
+    # One line for the request: the MCP message's line carries the HTTP fields too.
+    [line] = [r for r in access if r.get("request_id") == "trace-me-123"]
+    assert line["logger"] == "mcp_service.mcp"
+    assert (line["mcp_method"], line["outcome"], line["status"], line["path"]) == ("tools/list", "ok", 200, "/mcp")
+    assert line["http_method"] == "POST"
+    assert line["http_duration_ms"] >= line["duration_ms"] >= 0
+    # A request that carried no MCP message gets the HTTP line alone.
+    httpx2.post(service.mcp_url, headers={**legacy_headers(), "x-request-id": "refused-1"}, content=b"{")
+    [refused] = [r for r in service.log_records() if r.get("request_id") == "refused-1"]
+    assert (refused["logger"], refused["status"], refused["path"]) == ("mcp_service.access", 400, "/mcp")
     # Probes are not in the access log by default.
     assert not any(r.get("path", "").startswith("/health") for r in access)
 

@@ -5,6 +5,10 @@ sees why). ``/mcp/`` is served as ``/mcp``: the SDK's router would answer it wit
 clients do not replay a POST body across redirects. Header values lose leading and trailing
 whitespace (RFC 9110 section 5.5 OWS), which httptools keeps and the SDK compares verbatim
 (``Mcp-Name: " tool "`` must match the body's ``tool``).
+
+Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
+router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
+path those layers cost a few percent of a call for nothing (the SDK's app has its own).
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ _OWS = (b" ", b"\t")
 
 
 class GateMiddleware:
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, retry_after_seconds: int, mcp_path: str = "/mcp") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        lifecycle: Lifecycle,
+        retry_after_seconds: int,
+        mcp_path: str = "/mcp",
+        mcp_app: ASGIApp | None = None,
+    ) -> None:
         self.app = app
+        self.mcp_app = mcp_app or app
         self.lifecycle = lifecycle
         self.retry_after = str(retry_after_seconds).encode()
         self.mcp_path = mcp_path
@@ -42,7 +54,7 @@ class GateMiddleware:
             return
         lifecycle.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await (self.mcp_app if path == self.mcp_path else self.app)(scope, receive, send)
         finally:
             lifecycle.in_flight -= 1
 

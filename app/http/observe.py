@@ -1,25 +1,31 @@
-"""Request ids, the HTTP server span, HTTP metrics and the access log, in one pass over each request.
+"""Request ids, trace context, HTTP metrics and the access line, in one pass over each request.
 
 The request id comes from ``X-Request-Id`` when a proxy set a sane one, else it is minted; it is
 echoed on the response, stored on ``scope["state"]`` (the MCP middleware re-binds it inside the
 SDK's handler task) and set in the contextvar for log lines made in this task.
 
-While tracing is on (`app.observability.tracing`), each request gets an HTTP SERVER span whose
-parent is the W3C ``traceparent`` (and ``tracestate``, ``baggage``) of the request headers. It is
-the current span while the app runs, so the SDK's per-message MCP span becomes its child, unless
-the message carries its own ``traceparent`` in ``_meta``: then that one is the MCP span's parent
-(the MCP semantic conventions' rule) and the HTTP span is linked to it instead. Its context is left
-on ``scope["state"]`` for that link. Probes and ``/metrics`` are not traced (instrumentation is
-suppressed for them, so their Redis pings make no spans either). With tracing off none of this runs.
+While tracing is on (`app.observability.tracing`), the W3C ``traceparent`` (and ``tracestate``,
+``baggage``) of the request headers is made the current context, so the SDK's per-message MCP
+span continues the caller's trace, unless the message carries its own ``traceparent`` in
+``_meta``: then that one is the MCP span's parent (the MCP semantic conventions' rule) and the
+header's span is linked instead. With ``MCPS_TRACE_HTTP_SPANS`` each request also gets an HTTP
+SERVER span of its own (the MCP span's parent); off by default, because a span costs about
+60 µs of CPU (creation plus OTLP encoding) and the MCP span already covers the call. Probes and
+``/metrics`` are not traced (instrumentation is suppressed for them, so their Redis pings make no
+spans either). With tracing off none of this runs.
 
-For ``/mcp`` requests the edge also leaves the app's `McpObserver` on ``scope["state"]``: the
-request-scope stage of the MCP chain finds it there.
+One access line per request: for ``/mcp`` the MCP message served within hands its line to the
+edge (`AccessLine`), which adds the HTTP fields and writes it on the MCP access logger; other
+requests (and ``/mcp`` requests that carried no MCP request: refusals, notifications, streams)
+get the HTTP line. For ``/mcp`` requests the edge also leaves the app's `McpObserver` on
+``scope["state"]``: the request-scope stage of the MCP chain finds it there.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -28,9 +34,17 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.log import access_fields
 from app.metrics import Metrics, route_label
 from app.observability import tracing
-from app.observability.mcp_metrics import HTTP_SPAN_STATE_KEY, OBSERVER_STATE_KEY
+from app.observability.mcp_metrics import (
+    ACCESS_LINE_STATE_KEY,
+    HTTP_SPAN_STATE_KEY,
+    OBSERVER_STATE_KEY,
+    PENDING_LINE,
+    AccessLine,
+)
+from app.observability.mcp_metrics import access_logger as mcp_access_logger
 from app.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
 
 access_logger = logging.getLogger("mcp_service.access")
@@ -41,11 +55,14 @@ _PROPAGATION_HEADERS = {b"traceparent": "traceparent", b"tracestate": "tracestat
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool, log_quiet_routes: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, *, access_log: bool, log_quiet_routes: bool, http_spans: bool = False
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
         self.log_quiet_routes = log_quiet_routes
+        self.http_spans = http_spans
         self._children: dict[tuple[str, str, str], Any] = {}
         self._durations: dict[str, Any] = {}
 
@@ -67,8 +84,12 @@ class ObserveMiddleware:
         state["request_id"] = request_id
         token = request_id_var.set(request_id)
         route = route_label(scope["path"])
-        if route == "/mcp" and self.metrics.mcp_observer is not None:
-            state[OBSERVER_STATE_KEY] = self.metrics.mcp_observer
+        log_line = self.access_log and (self.log_quiet_routes or route not in _QUIET_ROUTES)
+        if route == "/mcp":
+            if self.metrics.mcp_observer is not None:
+                state[OBSERVER_STATE_KEY] = self.metrics.mcp_observer
+            if log_line:
+                state[ACCESS_LINE_STATE_KEY] = PENDING_LINE
         method: str = scope["method"] if scope["method"] in _HTTP_METHODS else "_OTHER"
         status = 500
         started = time.perf_counter()
@@ -77,25 +98,8 @@ class ObserveMiddleware:
         span = None
         context_token = None
         tracer = tracing.active_tracer()
-        if tracer is not None and route in _QUIET_ROUTES:
-            # Probes and scrapes every few seconds are not worth a trace, nor are their Redis pings.
-            context_token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        elif tracer is not None:
-            parent = propagate.extract(carrier) if carrier else None
-            span = tracer.start_span(
-                f"{method} {route}",
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes={
-                    "http.request.method": method,
-                    "http.route": route,
-                    "url.scheme": scope.get("scheme", "http"),
-                    "network.protocol.version": scope.get("http_version", "1.1"),
-                    "mcp_service.request_id": request_id,
-                },
-            )
-            state[HTTP_SPAN_STATE_KEY] = span.get_span_context()
-            context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if tracer is not None:
+            span, context_token = self._trace(tracer, route, method, scope, state, carrier)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -124,20 +128,8 @@ class ObserveMiddleware:
             if histogram is None:
                 histogram = self._durations[route] = metrics.http_duration.labels(route)
             histogram.observe(elapsed)
-            if self.access_log and (self.log_quiet_routes or route not in _QUIET_ROUTES):
-                access_logger.info(
-                    "%s %s %d",
-                    method,
-                    route,
-                    status,
-                    extra={
-                        "http_method": method,
-                        "path": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": (scope.get("client") or ("-",))[0],
-                    },
-                )
+            if log_line:
+                _log(scope, state, method, route, status, elapsed)
             if context_token is not None:
                 otel_context.detach(context_token)
             if span is not None:
@@ -147,3 +139,64 @@ class ObserveMiddleware:
                     span.set_status(StatusCode.ERROR)
                 span.end()
             request_id_var.reset(token)
+
+    def _trace(
+        self,
+        tracer: trace.Tracer,
+        route: str,
+        method: str,
+        scope: Scope,
+        state: dict[str, Any],
+        carrier: dict[str, str] | None,
+    ) -> tuple[trace.Span | None, Token[otel_context.Context] | None]:
+        """The HTTP span (if configured) or just the caller's context, made current for the app."""
+        if route in _QUIET_ROUTES:
+            # Probes and scrapes every few seconds are not worth a trace, nor are their Redis pings.
+            return None, otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        parent = propagate.extract(carrier) if carrier else None
+        if not self.http_spans:
+            if parent is None:
+                return None, None
+            # No span of our own: the SDK's MCP span continues the caller's trace (and links it when
+            # a `_meta` traceparent takes precedence).
+            remote = trace.get_current_span(parent).get_span_context()
+            if remote.is_valid:
+                state[HTTP_SPAN_STATE_KEY] = remote
+            return None, otel_context.attach(parent)
+        span = tracer.start_span(
+            f"{method} {route}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "http.route": route,
+                "url.scheme": scope.get("scheme", "http"),
+                "network.protocol.version": scope.get("http_version", "1.1"),
+                "mcp_service.request_id": state["request_id"],
+            },
+        )
+        state[HTTP_SPAN_STATE_KEY] = span.get_span_context()
+        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _log(scope: Scope, state: dict[str, Any], method: str, route: str, status: int, elapsed: float) -> None:
+    """One line per request: the MCP message's line with the HTTP fields added, or the HTTP line alone."""
+    client = (scope.get("client") or ("-",))[0]
+    line = state.pop(ACCESS_LINE_STATE_KEY, None)
+    if isinstance(line, AccessLine):
+        fields = line.fields
+        fields["http_method"] = method
+        fields["path"] = route
+        fields["status"] = status
+        fields["http_duration_ms"] = round(elapsed * 1000, 3)
+        fields["client"] = client
+        mcp_access_logger.log(line.level, "%s", line.message, extra=access_fields(fields))
+        return
+    fields = {
+        "http_method": method,
+        "path": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 3),
+        "client": client,
+    }
+    access_logger.info("%s %s %d", method, route, status, extra=access_fields(fields))

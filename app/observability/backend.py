@@ -29,7 +29,7 @@ def instrument_redis(backend: RedisBackend, metrics: Metrics) -> None:
     errors: dict[tuple[str, str], Any] = {}
 
     async def run(op: str, call: Callable[[Any], Awaitable[T]]) -> T:
-        token = tracing.backend_operation.set(op) if tracing.enabled() else None
+        token = tracing.backend_operation.set(op) if tracing.redis_commands_traced() else None
         started = time.perf_counter()
         try:
             return await original(op, call)

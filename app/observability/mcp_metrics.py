@@ -13,12 +13,13 @@ only when its logger is enabled at the configured level.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
+from app.log import access_fields, redact
 from app.metrics import Metrics
 from app.middleware.calls import CallRecord
 from app.observability import tracing
@@ -26,6 +27,10 @@ from app.policy import Policies
 
 OBSERVER_STATE_KEY = "mcp_observer"  # on the ASGI scope's state, set by the HTTP edge
 HTTP_SPAN_STATE_KEY = "otel_http_span_context"  # the edge's HTTP server span, for linking
+# Set to PENDING_LINE by the edge when it will write this request's access line: the MCP message
+# served within leaves its `AccessLine` there instead of writing a line of its own.
+ACCESS_LINE_STATE_KEY = "mcp_access_line"
+PENDING_LINE = object()
 
 access_logger = logging.getLogger("mcp_service.mcp")
 
@@ -163,39 +168,53 @@ class McpObserver:
         if self.access_log and access_logger.isEnabledFor(self.access_log_level):
             if principal is None:
                 principal = principal_id(ctx, self.auth_disabled)
-            self._log(ctx, record, principal, elapsed)
+            self._log(ctx, record, principal, elapsed, state)
 
-    def _log(self, ctx: Any, record: CallRecord, principal: str, elapsed: float) -> None:
+    def _log(self, ctx: Any, record: CallRecord, principal: str, elapsed: float, state: dict[str, Any] | None) -> None:
         method: str = ctx.method
-        extra: dict[str, Any] = {
-            "mcp_method": method[:_MAX_LOGGED_NAME],
+        if method not in KNOWN_METHODS:
+            method = redact(method[:_MAX_LOGGED_NAME])
+        fields: dict[str, Any] = {
+            "mcp_method": method,
             "outcome": record.outcome,
             "duration_ms": round(elapsed * 1000, 3),
             "principal": principal,
         }
-        tool = record.tool[:_MAX_LOGGED_NAME] if record.tool is not None else None
+        tool = record.tool
         if tool is not None:
-            extra["tool"] = tool
-        if ctx.request_id is not None:
-            extra["jsonrpc_id"] = str(ctx.request_id)[:_MAX_LOGGED_NAME]
+            # Anyone can send any name: only registered ones go out unfiltered (access lines skip redaction).
+            fields["tool"] = tool = tool if tool in self.policies.tools else redact(tool[:_MAX_LOGGED_NAME])
+        request_id = ctx.request_id
+        if request_id is not None:
+            fields["jsonrpc_id"] = (
+                str(request_id) if isinstance(request_id, int) else redact(str(request_id)[:_MAX_LOGGED_NAME])
+            )
         if record.error_code is not None:
-            extra["error_code"] = record.error_code
+            fields["error_code"] = record.error_code
         if record.rate_limit is not None:
-            extra["rate_limit"] = record.rate_limit
-            extra["rate_limit_source"] = record.rate_limit_source
+            fields["rate_limit"] = record.rate_limit
+            fields["rate_limit_source"] = record.rate_limit_source
         if record.cache is not None:
-            extra["cache"] = record.cache
+            fields["cache"] = record.cache
         if record.idempotency is not None:
-            extra["idempotency"] = record.idempotency
-        access_logger.log(
-            self.access_log_level,
-            "%s%s %s %.1fms",
-            extra["mcp_method"],
-            f" {tool}" if tool is not None else "",
-            record.outcome,
-            elapsed * 1000,
-            extra=extra,
-        )
+            fields["idempotency"] = record.idempotency
+        message = f"{method}{f' {tool}' if tool is not None else ''} {record.outcome} {elapsed * 1000:.1f}ms"
+        if state is not None and state.get(ACCESS_LINE_STATE_KEY) is PENDING_LINE:
+            # The edge writes one line for the whole request, this message's fields included.
+            ids = tracing.current_ids()
+            if ids is not None:
+                fields["trace_id"], fields["span_id"] = ids
+            state[ACCESS_LINE_STATE_KEY] = AccessLine(self.access_log_level, message, fields)
+            return
+        access_logger.log(self.access_log_level, "%s", message, extra=access_fields(fields))
+
+
+class AccessLine(NamedTuple):
+    """An MCP access line handed to the HTTP edge, which adds the HTTP fields and writes it."""
+
+    level: int
+    message: str
+    fields: dict[str, Any]
 
 
 def principal_id(ctx: Any, auth_disabled: bool) -> str:

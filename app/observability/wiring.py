@@ -21,7 +21,7 @@ def wire(services: Services) -> None:
     """Connect one app's services to its metrics (and the process's tracing, configured once)."""
     settings = services.settings
     metrics = services.metrics
-    tracing.configure_tracing(__version__)
+    tracing.configure_tracing(__version__, redis_commands=settings.trace_redis_commands)
     metrics.mcp_observer = McpObserver(
         metrics,
         services.policies,

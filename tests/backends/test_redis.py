@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -45,7 +46,57 @@ def test_the_bucket_script_takes_no_timestamp_from_the_client() -> None:
     source = resources.files("app.backends").joinpath("lua", "token_bucket.lua").read_text("utf-8")
     assert "redis.call('TIME')" in source
     code = "\n".join(line.split("--")[0] for line in source.splitlines())  # comments mention ARGV too
-    assert set(re.findall(r"ARGV\[\d+\]", code)) == {"ARGV[1]", "ARGV[2]", "ARGV[3]"}  # capacity, rate, cost: no "now"
+    # capacity, rate, then the costs (ARGV[i], i >= 3): no "now"
+    assert set(re.findall(r"ARGV\[[\w]+\]", code)) == {"ARGV[1]", "ARGV[2]", "ARGV[i]"}
+    assert "for i = 3, #ARGV do" in code
+
+
+async def evalsha_calls(raw_redis: Redis) -> int:
+    stats = await raw_redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_concurrent_callers_share_round_trips_and_stay_exact(
+    redis_backend: RedisBackend, raw_redis: Redis
+) -> None:
+    """200 concurrent acquires of one bucket: exactly `capacity` allowed, in far fewer than 200 scripts."""
+    k = key()
+    before = await evalsha_calls(raw_redis)
+    decisions = await asyncio.gather(
+        *(redis_backend.rate_limits.acquire(k, capacity=50, refill_per_second=SLOW) for _ in range(200))
+    )
+    scripts = await evalsha_calls(raw_redis) - before
+    assert sum(d.allowed for d in decisions) == 50
+    assert [d.allowed for d in decisions] == [True] * 50 + [False] * 150  # decided in arrival order
+    assert all(d.retry_after_ms >= 1 for d in decisions if not d.allowed)
+    remaining = [d.remaining for d in decisions[:50]]
+    assert remaining == sorted(remaining, reverse=True)
+    assert remaining[-1] == pytest.approx(0, abs=0.01)
+    assert 2 <= scripts <= 20, scripts  # the first caller alone, then the queue behind it, in a few rounds
+
+
+async def test_a_coalesced_round_trip_decides_mixed_costs_like_sequential_calls(redis_backend: RedisBackend) -> None:
+    k = key()
+    costs = [1.0, 3.0, 2.0, 1.0, 4.0, 1.0]
+    decisions = await asyncio.gather(
+        *(redis_backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW, cost=c) for c in costs)
+    )
+    # 1 (4 left), 3 (1 left), 2 denied, 1 (0 left), 4 denied, 1 denied: a denied call takes nothing.
+    assert [d.allowed for d in decisions] == [True, True, False, True, False, False]
+    assert [round(d.remaining) for d in decisions] == [4, 1, 1, 0, 0, 0]
+
+
+async def test_queued_callers_see_an_outage_as_unavailable(redis_server: RedisServer) -> None:
+    backend = RedisBackend(redis_server.url, socket_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    await backend.open()
+    k = key()
+    assert (await backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW)).allowed
+    await backend.close()  # every queued caller must get BackendUnavailable, none may hang
+    results = await asyncio.gather(
+        *(backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, BackendUnavailable) for r in results), results
 
 
 async def test_the_bucket_runs_on_redis_time(redis_backend: RedisBackend, raw_redis: Redis) -> None:

@@ -40,7 +40,14 @@ async def test_span_tree_of_one_tool_call(
 ) -> None:
     with RedisServer(tmp_path / "redis") as redis:
         service = service_factory(
-            tracing_env(otlp_receiver, packs_env, MCPS_REDIS_URL=redis.url, MCPS_CACHE_L1_TTL_SECONDS="0")
+            tracing_env(
+                otlp_receiver,
+                packs_env,
+                MCPS_REDIS_URL=redis.url,
+                MCPS_CACHE_L1_TTL_SECONDS="0",
+                MCPS_TRACE_HTTP_SPANS="true",
+                MCPS_TRACE_REDIS_COMMANDS="true",
+            )
         )
         async with client_with_token(service.mcp_url, None) as client:
             result = await client.call_tool("obs_echo", {"text": SECRET_ARGUMENT})
@@ -83,20 +90,50 @@ async def test_span_tree_of_one_tool_call(
     # Readiness probes (the fixture polled /health/ready, which pings Redis) make no spans.
     assert not [s.name for s in spans if s.name.startswith("GET /health") or s.name == "PING"]
 
-    # Log lines made inside the request carry its trace and span ids.
+    # The request's one access line (the MCP line with the HTTP fields) carries the MCP span's ids.
     records = service.log_records()
     access = next(r for r in records if r.get("logger") == "mcp_service.mcp" and r.get("tool") == "obs_echo")
     assert (access["trace_id"], access["span_id"]) == (mcp.trace_id, mcp.span_id)
-    http_line = next(
+    assert access["status"] == 200
+    assert not [
         r for r in records if r.get("logger") == "mcp_service.access" and r.get("request_id") == access["request_id"]
-    )
-    assert (http_line["trace_id"], http_line["span_id"]) == (http.trace_id, http.span_id)
+    ]
+
+
+async def test_by_default_one_span_per_call_continuing_the_callers_trace(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No HTTP span, no Redis command spans: the MCP span alone, child of the header's traceparent."""
+    with RedisServer(tmp_path / "redis") as redis:
+        service = service_factory(tracing_env(otlp_receiver, packs_env, MCPS_REDIS_URL=redis.url))
+        caller_trace, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+        plain = call_tool(service.base_url, "obs_echo", {"text": "a"})
+        assert not plain.is_error
+        headers = {**modern_headers("tools/call", "obs_echo"), "traceparent": f"00-{caller_trace}-{caller_span}-01"}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "obs_echo", "arguments": {"text": "b"}, "_meta": modern_meta()},
+        }
+        assert "result" in final(httpx2.post(service.mcp_url, headers=headers, json=body, timeout=10))
+        spans = otlp_receiver.wait_for(lambda spans: sum(s.name == "tools/call obs_echo" for s in spans) >= 2)
+        time.sleep(0.3)  # six export intervals: anything else made for these calls has arrived too
+        spans = otlp_receiver.snapshot()
+        service.stop()
+    assert sorted(s.name for s in spans) == ["tools/call obs_echo", "tools/call obs_echo"]
+    continued = next(s for s in spans if s.trace_id == caller_trace)
+    assert continued.parent_span_id == caller_span
+    assert continued.attributes["mcp_service.rate_limit.source"] == "redis"
+    assert continued.attributes["mcp_service.outcome"] == "ok"
+    root = next(s for s in spans if s.trace_id != caller_trace)
+    assert root.parent_span_id == ""
 
 
 def test_meta_traceparent_wins_and_the_http_span_is_linked(
     service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str]
 ) -> None:
-    service = service_factory(tracing_env(otlp_receiver, packs_env))
+    service = service_factory(tracing_env(otlp_receiver, packs_env, MCPS_TRACE_HTTP_SPANS="true"))
     header_trace, header_span = secrets.token_hex(16), secrets.token_hex(8)
     meta_trace, meta_span = secrets.token_hex(16), secrets.token_hex(8)
     body = {

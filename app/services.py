@@ -58,6 +58,7 @@ class Services:
             key_prefix=settings.redis_key_prefix,
             socket_timeout_seconds=settings.redis_timeout_seconds,
             connect_timeout_seconds=settings.redis_timeout_seconds,
+            rate_limit_lease_max=settings.rate_limit_lease_max,
         )
         health = HealthRegistry(settings.readiness_check_timeout_seconds)
         rate_limiter: RateLimitStore = backend.rate_limits

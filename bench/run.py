@@ -54,6 +54,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "service-h11": {"env": {"MCPS_UVICORN_HTTP": "h11"}},
     "service-nolog": {"env": {"MCPS_ACCESS_LOG": "false", "MCPS_MCP_ACCESS_LOG": "false"}},
     "service-notrace-nolog": {"tracing": False, "env": {"MCPS_ACCESS_LOG": "false", "MCPS_MCP_ACCESS_LOG": "false"}},
+    # Every span this build can make: the HTTP span and a span per Redis command besides the MCP span.
+    "service-detail": {"env": {"MCPS_TRACE_HTTP_SPANS": "true", "MCPS_TRACE_REDIS_COMMANDS": "true"}},
     # Production-style head sampling: 1 trace in 10 recorded (unsampled spans are non-recording, cheap).
     "service-sampled": {"env": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}},
     "service-noauth": {"env": {"MCPS_AUTH_DISABLED": "true"}, "auth": False},

@@ -53,6 +53,7 @@ def build_backend(
     socket_timeout_seconds: float = 0.25,
     connect_timeout_seconds: float = 0.25,
     memory_max_keys: int = 100_000,
+    rate_limit_lease_max: int = 0,
 ) -> Backend:
     """Redis when ``redis_url`` is set (``redis://``, ``rediss://`` or ``unix://``), else memory.
 
@@ -64,5 +65,6 @@ def build_backend(
             key_prefix=key_prefix,
             socket_timeout_seconds=socket_timeout_seconds,
             connect_timeout_seconds=connect_timeout_seconds,
+            rate_limit_lease_max=rate_limit_lease_max,
         )
     return MemoryBackend(memory_max_keys)

@@ -143,58 +143,135 @@ class RedisConnection:
         return await self.run(op, lambda client: script(keys=list(keys), args=list(args), client=client))
 
 
+_Lane = tuple[str, float, float]  # (key, capacity, refill_per_second)
+
+
+class _Lease:
+    """Tokens this process took ahead from one bucket, and how fast it has been spending them."""
+
+    __slots__ = ("expires", "rate_calls", "tokens", "window_calls", "window_start")
+
+    def __init__(self, now: float) -> None:
+        self.tokens = 0.0
+        self.expires = 0.0
+        self.window_start = now
+        self.window_calls = 0
+        self.rate_calls = 0  # calls seen in the last full window: what to ask for next time
+
+    def count(self, now: float, window: float) -> None:
+        if now - self.window_start >= window:
+            # A window with no call at all (idle for longer) means no lease is wanted.
+            self.rate_calls = self.window_calls if now - self.window_start < 2 * window else 0
+            self.window_start, self.window_calls = now, 0
+        self.window_calls += 1
+
+
 class RedisRateLimitStore:
     """Token buckets in ``{prefix}rl:{key}`` hashes, decided by ``lua/token_bucket.lua`` on Redis' clock.
 
-    At most one round trip per bucket is in flight per process: callers that arrive while one is
-    (under load, most of them: one principal's calls arrive together) queue up, and the next round
-    trip decides the whole queue in one script call, in arrival order. Each decision is still made
-    by Redis, atomically, with the same result as one call per request (the script takes the costs
-    one after another), so the limit stays exact across replicas; what it saves is the client-side
-    cost of a command per call, which profiling showed to be the largest single cost of a call.
+    Two things keep Redis off most calls' path (profiling showed the client side of a command to be
+    the largest single cost of a call), without ever admitting more than the bucket allows:
+
+    - **Coalescing.** At most one round trip per bucket is in flight per process: callers that
+      arrive meanwhile queue up, and the next round trip decides the whole queue in one script
+      call, in arrival order, exactly as one call each would have been decided.
+    - **Leases.** A round trip may also take up to ``lease_max`` tokens ahead (about as many as this
+      process spent on the bucket in the last ``lease_seconds``), which the next calls spend here
+      without a round trip; what is not spent within ``lease_seconds`` is dropped. The script only
+      leases out of the top half of the bucket, so a principal near its limit is decided in Redis
+      call by call, and leased tokens leave the bucket when taken: no window ever admits more than
+      capacity + refill x its length across the fleet. The price: a replica that stops receiving a
+      principal's calls wastes at most its lease, in the bucket's top half. ``lease_max=0`` turns
+      leases off.
+
     A queued caller that is cancelled still spends its token (as if its command had been sent).
     """
 
-    def __init__(self, conn: RedisConnection, key_prefix: str) -> None:
+    def __init__(
+        self,
+        conn: RedisConnection,
+        key_prefix: str,
+        *,
+        lease_max: int = 0,
+        lease_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._conn = conn
         self._prefix = f"{key_prefix}rl:"
-        # Bucket lanes with a round trip in flight: (key, capacity, refill) -> callers queued behind it.
-        self._lanes: dict[tuple[str, float, float], list[tuple[float, asyncio.Future[RateDecision]]]] = {}
+        self.lease_max = lease_max
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        # Lanes with a round trip in flight -> the callers queued behind it.
+        self._lanes: dict[_Lane, list[tuple[float, asyncio.Future[RateDecision]]]] = {}
+        self._leases: dict[_Lane, _Lease] = {}
         self._rounds: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
 
     async def acquire(self, key: str, *, capacity: float, refill_per_second: float, cost: float = 1.0) -> RateDecision:
         check_bucket(capacity, refill_per_second, cost)
-        lane_key = (key, float(capacity), float(refill_per_second))
-        queue = self._lanes.get(lane_key)
+        lane = (key, float(capacity), float(refill_per_second))
+        if self.lease_max:
+            now = self._clock()
+            lease = self._leases.get(lane)
+            if lease is None:
+                lease = self._lease(lane, now)
+            lease.count(now, self.lease_seconds)
+            if lease.tokens >= cost and now < lease.expires:
+                lease.tokens -= cost
+                return RateDecision(True, lease.tokens, 0, "redis")
+        queue = self._lanes.get(lane)
         if queue is not None:  # a round trip is in flight: the next one decides this call too
             future: asyncio.Future[RateDecision] = asyncio.get_running_loop().create_future()
             queue.append((cost, future))
             return await future
-        self._lanes[lane_key] = []
+        self._lanes[lane] = []
         try:
-            return (await self._decide(lane_key, [cost]))[0]
+            return (await self._decide(lane, [cost]))[0]
         finally:
-            self._next_round(lane_key)
+            self._next_round(lane)
 
-    def _next_round(self, lane_key: tuple[str, float, float]) -> None:
-        queue = self._lanes.pop(lane_key, None)
+    def _lease(self, lane: _Lane, now: float) -> _Lease:
+        if len(self._leases) >= _MAX_LEASES:  # many principals: forget idle ones (their tokens expire anyway)
+            for stale in [k for k, v in self._leases.items() if now - v.window_start > 2 * self.lease_seconds]:
+                del self._leases[stale]
+            if len(self._leases) >= _MAX_LEASES:
+                self._leases.clear()
+        lease = self._leases[lane] = _Lease(now)
+        return lease
+
+    def _next_round(self, lane: _Lane) -> None:
+        queue = self._lanes.pop(lane, None)
+        if queue and self.lease_max:
+            queue = self._spend_lease(lane, queue)
         if queue:
-            self._lanes[lane_key] = []  # held until this round trip is done
-            task = asyncio.get_running_loop().create_task(self._decide_queued(lane_key, queue))
+            self._lanes[lane] = []  # held until this round trip is done
+            task = asyncio.get_running_loop().create_task(self._decide_queued(lane, queue))
             self._rounds.add(task)
             task.add_done_callback(self._rounds.discard)
 
-    async def _decide_queued(
-        self, lane_key: tuple[str, float, float], queue: list[tuple[float, asyncio.Future[RateDecision]]]
-    ) -> None:
+    def _spend_lease(
+        self, lane: _Lane, queue: list[tuple[float, asyncio.Future[RateDecision]]]
+    ) -> list[tuple[float, asyncio.Future[RateDecision]]]:
+        """Callers that queued while the lease was being fetched spend it first; the rest go to Redis."""
+        lease = self._leases.get(lane)
+        if lease is None or lease.tokens <= 0 or self._clock() >= lease.expires:
+            return queue
+        rest = []
+        for cost, future in queue:
+            if lease.tokens >= cost and not future.done():
+                lease.tokens -= cost
+                future.set_result(RateDecision(True, lease.tokens, 0, "redis"))
+            else:
+                rest.append((cost, future))
+        return rest
+
+    async def _decide_queued(self, lane: _Lane, queue: list[tuple[float, asyncio.Future[RateDecision]]]) -> None:
         try:
-            decisions = await self._decide(lane_key, [cost for cost, _ in queue])
+            decisions = await self._decide(lane, [cost for cost, _ in queue])
         except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else BackendUnavailable("redis acquire: cancelled")
             for _, future in queue:
                 if not future.done():
-                    future.set_exception(
-                        exc if isinstance(exc, Exception) else BackendUnavailable("redis acquire: cancelled")
-                    )
+                    future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
         else:
@@ -202,18 +279,28 @@ class RedisRateLimitStore:
                 if not future.done():
                     future.set_result(decision)
         finally:
-            self._next_round(lane_key)
+            self._next_round(lane)
 
-    async def _decide(self, lane_key: tuple[str, float, float], costs: list[float]) -> list[RateDecision]:
-        key, capacity, refill_per_second = lane_key
+    async def _decide(self, lane: _Lane, costs: list[float]) -> list[RateDecision]:
+        key, capacity, refill_per_second = lane
+        lease = self._leases.get(lane) if self.lease_max else None
+        wanted = min(self.lease_max, lease.rate_calls) if lease is not None else 0
         # Only the bucket's parameters go to the script, never a timestamp: the script reads TIME.
         reply = await self._conn.script(
-            "acquire", "token_bucket", [self._prefix + key], [capacity, refill_per_second, *map(float, costs)]
+            "acquire", "token_bucket", [self._prefix + key], [capacity, refill_per_second, wanted, *map(float, costs)]
         )
+        granted = int(reply[0])
+        if granted and lease is not None:
+            now = self._clock()
+            lease.tokens = (lease.tokens if now < lease.expires else 0.0) + granted
+            lease.expires = now + self.lease_seconds
         return [
             RateDecision(bool(reply[i]), float(reply[i + 1]), int(reply[i + 2]), "redis")
-            for i in range(0, len(reply), 3)
+            for i in range(1, len(reply), 3)
         ]
+
+
+_MAX_LEASES = 10_000
 
 
 class RedisCache:
@@ -311,6 +398,7 @@ class RedisBackend(Backend):
         connect_timeout_seconds: float = 0.25,
         max_connections: int = 50,
         health_check_interval_seconds: int = 15,
+        rate_limit_lease_max: int = 0,
     ) -> None:
         self.key_prefix = key_prefix
         self.connection = RedisConnection(
@@ -320,7 +408,7 @@ class RedisBackend(Backend):
             max_connections=max_connections,
             health_check_interval_seconds=health_check_interval_seconds,
         )
-        self.rate_limits = RedisRateLimitStore(self.connection, key_prefix)
+        self.rate_limits = RedisRateLimitStore(self.connection, key_prefix, lease_max=rate_limit_lease_max)
         self.cache = RedisCache(self.connection, key_prefix)
         self.idempotency = RedisIdempotencyStore(self.connection, key_prefix)
 

@@ -15,6 +15,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from app.backends import BackendUnavailable, MemoryBackend, RedisBackend, build_backend
+from app.backends.redis_backend import _Lease
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -46,9 +47,9 @@ def test_the_bucket_script_takes_no_timestamp_from_the_client() -> None:
     source = resources.files("app.backends").joinpath("lua", "token_bucket.lua").read_text("utf-8")
     assert "redis.call('TIME')" in source
     code = "\n".join(line.split("--")[0] for line in source.splitlines())  # comments mention ARGV too
-    # capacity, rate, then the costs (ARGV[i], i >= 3): no "now"
-    assert set(re.findall(r"ARGV\[[\w]+\]", code)) == {"ARGV[1]", "ARGV[2]", "ARGV[i]"}
-    assert "for i = 3, #ARGV do" in code
+    # capacity, rate, lease wanted, then the costs: no "now"
+    assert set(re.findall(r"ARGV\[[\w]+\]", code)) == {"ARGV[1]", "ARGV[2]", "ARGV[3]", "ARGV[i]"}  # i: costs
+    assert "for i = 4, #ARGV do" in code
 
 
 async def evalsha_calls(raw_redis: Redis) -> int:
@@ -256,3 +257,71 @@ async def test_killed_redis_with_aof_keeps_completed_records(tmp_path: Path) -> 
             assert (done.status, done.result) == ("completed", b"kept")
         finally:
             await backend.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_busy_bucket_is_served_from_a_lease_between_round_trips(
+    redis_server: RedisServer, raw_redis: Redis
+) -> None:
+    clock = Clock()
+    backend = RedisBackend(redis_server.url, rate_limit_lease_max=8)
+    backend.rate_limits._clock = clock
+    await backend.open()
+    try:
+        k = key()
+        limits = backend.rate_limits
+
+        async def take(n: int) -> list[bool]:
+            return [(await limits.acquire(k, capacity=1000, refill_per_second=SLOW)).allowed for _ in range(n)]
+
+        before = await evalsha_calls(raw_redis)
+        assert await take(5) == [True] * 5  # first window: no history, every call goes to Redis
+        assert await evalsha_calls(raw_redis) - before == 5
+        clock.now += 0.6  # the window closes with 5 calls seen: the next round trip leases 5
+        before = await evalsha_calls(raw_redis)
+        assert await take(6) == [True] * 6  # one round trip, then 5 from the lease
+        assert await evalsha_calls(raw_redis) - before == 1
+        name = f"{backend.key_prefix}rl:{k}"
+        assert float(await raw_redis.hget(name, "tokens") or 0) == pytest.approx(1000 - 11, abs=0.1)
+        clock.now += 0.6  # unspent leased tokens expire; new calls go back to Redis
+        before = await evalsha_calls(raw_redis)
+        await take(1)
+        assert await evalsha_calls(raw_redis) - before == 1
+    finally:
+        await backend.close()
+
+
+async def test_leases_never_come_from_the_lower_half_and_never_overshoot(
+    redis_server: RedisServer, raw_redis: Redis
+) -> None:
+    """Two leasing replicas hammering a 20-token bucket: at most 20 allowed, and the bucket empties."""
+    clock = Clock()
+    replicas = [RedisBackend(redis_server.url, rate_limit_lease_max=64) for _ in range(2)]
+    for replica in replicas:
+        replica.rate_limits._clock = clock
+        await replica.open()
+    try:
+        k = key()
+        for replica in replicas:  # a window of history so that leases are wanted
+            for _ in range(30):
+                replica.rate_limits._leases.setdefault((k, 20.0, SLOW), _Lease(clock.now)).count(clock.now, 0.5)
+        clock.now += 0.6
+        decisions = await asyncio.gather(
+            *(replicas[i % 2].rate_limits.acquire(k, capacity=20, refill_per_second=SLOW) for i in range(100))
+        )
+        assert sum(d.allowed for d in decisions) == 20
+        name = f"{replicas[0].key_prefix}rl:{k}"
+        assert float(await raw_redis.hget(name, "tokens") or 0) == pytest.approx(0, abs=0.1)
+        for replica in replicas:  # each took at most the top half ahead
+            lease = replica.rate_limits._leases[(k, 20.0, SLOW)]
+            assert lease.tokens == 0
+    finally:
+        for replica in replicas:
+            await replica.close()

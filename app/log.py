@@ -78,7 +78,7 @@ class _ServiceJsonFormatter(JsonFormatter):
             **fields,
         }
         self._add_context(line)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _encode(line)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
@@ -99,6 +99,8 @@ class _ServiceJsonFormatter(JsonFormatter):
 
 
 ACCESS_FIELDS = "fields"
+# One encoder: json.dumps with any non-default argument builds a new JSONEncoder per call.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def access_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +118,12 @@ def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
         json_ensure_ascii=False,
         reserved_attrs=[*RESERVED_ATTRS, "color_message", "taskName", ACCESS_FIELDS],
     )
+    # The logging HOWTO's "Optimization" switches: our lines carry none of the caller's file, line,
+    # function, thread or process, so nothing computes them (about 4 µs of every line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import pytest
 
@@ -48,6 +50,32 @@ def test_foreign_host_gets_421(service: ServiceProcess) -> None:
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
     )
     assert response.status_code == 421
+    assert_structured_refusal(response, "Invalid Host header")
+
+
+def assert_structured_refusal(response: httpx2.Response, message: str) -> None:
+    """The SDK's plain-text (or empty) refusals reach the client as JSON-RPC errors."""
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["jsonrpc"], body["id"], body["error"]["code"]) == ("2.0", None, -32600)
+    assert body["error"]["message"].startswith(message)
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_refusals_before_json_rpc_are_structured(service: ServiceProcess) -> None:
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    for headers in (legacy_headers(), modern_headers("tools/list")):
+        not_acceptable = httpx2.post(service.mcp_url, headers={**headers, "accept": "text/html"}, json=call)
+        assert not_acceptable.status_code == 406
+        assert_structured_refusal(not_acceptable, "Not Acceptable")
+    wrong_type = httpx2.post(
+        service.mcp_url, headers={**legacy_headers(), "content-type": "text/plain"}, content=json.dumps(call)
+    )
+    assert wrong_type.status_code == 400
+    assert_structured_refusal(wrong_type, "Invalid Content-Type header")
+    # JSON refusals are left as they are: a JSON-RPC parse error, the auth layer's OAuth body.
+    parse_error = httpx2.post(service.mcp_url, headers=legacy_headers(), content=b"{")
+    assert parse_error.json()["error"]["code"] == -32700
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "http://localhost.evil.example", "null"])
@@ -58,6 +86,7 @@ def test_foreign_origin_gets_403(service: ServiceProcess, origin: str) -> None:
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
     )
     assert response.status_code == 403
+    assert_structured_refusal(response, "Invalid Origin header")
 
 
 @pytest.mark.parametrize("origin", ["https://app.example.com", "http://localhost:3000", "http://127.0.0.1:6274"])

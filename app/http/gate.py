@@ -6,6 +6,14 @@ clients do not replay a POST body across redirects. Header values lose leading a
 whitespace (RFC 9110 section 5.5 OWS), which httptools keeps and the SDK compares verbatim
 (``Mcp-Name: " tool "`` must match the body's ``tool``).
 
+Refusals of ``/mcp`` requests always carry a JSON-RPC error body: the SDK answers some before any
+JSON-RPC parsing in plain text or with no body at all (406 for an ``Accept`` without
+``application/json``, 405, 400 ``Invalid Content-Type header``, and its Host/Origin checks' 421
+and 403). Those are rewritten here, status and other headers kept, as
+``{"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": ...}}`` with the SDK's text
+(or the HTTP reason) as the message, so a client's error handling sees one shape. JSON refusals
+(the SDK's JSON-RPC errors, the auth layer's OAuth error bodies) pass untouched.
+
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
 path those layers cost a few percent of a call for nothing (the SDK's app has its own).
@@ -13,7 +21,10 @@ path those layers cost a few percent of a call for nothing (the SDK's app has it
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import json
+from http import HTTPStatus
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.lifecycle import Lifecycle
 
@@ -54,7 +65,10 @@ class GateMiddleware:
             return
         lifecycle.in_flight += 1
         try:
-            await (self.mcp_app if path == self.mcp_path else self.app)(scope, receive, send)
+            if path == self.mcp_path:
+                await self.mcp_app(scope, receive, _StructuredRefusals(send))
+            else:
+                await self.app(scope, receive, send)
         finally:
             lifecycle.in_flight -= 1
 
@@ -74,3 +88,54 @@ async def _service_unavailable(send: Send, retry_after: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+INVALID_REQUEST = -32600
+
+
+class _StructuredRefusals:
+    """A ``send`` that turns a non-JSON error response into a JSON-RPC error (see the module docstring)."""
+
+    __slots__ = ("_chunks", "_held", "_send")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._held: Message | None = None
+        self._chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        held = self._held
+        if held is None:
+            if message["type"] == "http.response.start" and message["status"] >= 400 and not _is_json(message):
+                self._held = message
+                return
+            await self._send(message)
+            return
+        if message["type"] != "http.response.body":
+            return
+        self._chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        status: int = held["status"]
+        text = b"".join(self._chunks).decode("utf-8", "replace").strip()[:300]
+        if not text:
+            try:
+                text = HTTPStatus(status).phrase
+            except ValueError:
+                text = "Request refused"
+        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}).encode()
+        headers = [
+            (key, value)
+            for key, value in held.get("headers", ())
+            if key.lower() not in (b"content-type", b"content-length")
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await self._send({**held, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+
+def _is_json(start: Message) -> bool:
+    for key, value in start.get("headers", ()):
+        if key.lower() == b"content-type":
+            return bytes(value).lower().startswith(b"application/json")
+    return False

@@ -95,7 +95,9 @@ class IdempotencyMiddleware:
                 record.idempotency = "conflict"
             return error_result(
                 conflict(
-                    f"{IDEMPOTENCY_ARGUMENT} was already used with different arguments", field=IDEMPOTENCY_ARGUMENT
+                    f"{IDEMPOTENCY_ARGUMENT} was already used for another call (different arguments, or the same "
+                    "call in the other protocol era, whose answer has another shape)",
+                    field=IDEMPOTENCY_ARGUMENT,
                 )
             )
         if begin.status == "in_progress":

@@ -3,9 +3,9 @@
 The oracle, for every request: an answer within the time bound (no hang), never a 5xx, never a
 dropped connection (no crash), and every refusal structured: a JSON-RPC error (code and message;
 never -32603, the internal error), or a tool result with ``isError`` and ``structuredContent.code``
-(never INTERNAL_ERROR: a tool that crashed on its input), or an HTTP 4xx whose body is JSON. The
-only exceptions are the SDK's transport-security answers in plain text (listed below, reported in
-docs/performance.md). Afterwards the process is alive, ready, and logged no unhandled exception.
+(never INTERNAL_ERROR: a tool that crashed on its input), or an HTTP 4xx whose body is JSON (the
+SDK's plain-text and empty refusals are rewritten by the edge, app/http/gate.py). Afterwards the
+process is alive, ready, and logged no unhandled exception.
 
 Violations are collected rather than raised, so a run always sends its full, bounded volume and
 reports every kind of failure at once (no shrinking: each example is one HTTP request).
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from tests.support.fake_github import FakeGitHub
 from tests.support.fake_open_meteo import FakeOpenMeteo
 from tests.support.fuzz_schema import JSON, NASTY_TEXT, arguments_for, mutated
 from tests.support.redis_server import RedisServer
+from tests.support.rpc import messages
 
 LEGACY, MODERN = "2025-11-25", "2026-07-28"
 TIME_BOUND = 10.0  # seconds; the tool timeout is 5 s
@@ -39,15 +39,6 @@ RANDOM = os.environ.get("FUZZ_RANDOM") == "1"
 SCALE = max(1, int(os.environ.get("FUZZ_SCALE", "1")))
 ENVELOPE_EXAMPLES = 600 * SCALE
 EXAMPLES_PER_TOOL = 20 * SCALE  # x 2 eras, valid and mutated arguments
-# HTTP-layer refusals the SDK answers before any JSON-RPC parsing, as plain text or with no body at
-# all (not JSON): known, reported in docs/performance.md, tolerated here.
-PLAIN_TEXT_REFUSALS = {
-    (400, "Invalid Content-Type header"),
-    (421, "Invalid Host header"),
-    (403, "Invalid Origin header"),
-    (406, ""),  # Accept lacks application/json (or text/event-stream for SSE answers)
-    (405, ""),
-}
 METHODS = [
     "initialize",
     "ping",
@@ -190,22 +181,6 @@ def envelopes(draw: st.DrawFn) -> tuple[dict[str, str], bytes, str]:
     return headers, json.dumps(message).encode(), f"rpc {method!r}"
 
 
-_SSE_LINE = re.compile(r"\r\n|\r|\n")
-
-
-def messages(response: httpx2.Response) -> list[Any]:
-    """The JSON-RPC messages of a JSON or SSE answer. SSE lines end only at CR and/or LF: not at every
-    character `str.splitlines` knows (U+0085, U+2028...), which JSON strings may hold unescaped."""
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        return [
-            json.loads(line[5:])
-            for line in _SSE_LINE.split(response.text)
-            if line.startswith("data:") and line[5:].strip()
-        ]
-    body = response.json()
-    return body if isinstance(body, list) else [body]
-
-
 def verdict(response: httpx2.Response) -> str | None:
     """None when the answer is acceptable; else what is wrong with it."""
     status = response.status_code
@@ -215,8 +190,6 @@ def verdict(response: httpx2.Response) -> str | None:
     if status == 202:
         return None if not body.strip() else f"202 with a body: {body[:200]}"
     if status >= 400:
-        if (status, body.strip()) in PLAIN_TEXT_REFUSALS:
-            return None
         try:
             parsed = response.json()
         except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx2
@@ -32,14 +33,19 @@ def modern_meta() -> dict[str, Any]:
     }
 
 
-def messages(response: httpx2.Response) -> list[dict[str, Any]]:
+# SSE lines end only at CR and/or LF: not at every character `str.splitlines` knows (U+0085,
+# U+2028...), which JSON strings may hold unescaped.
+_SSE_LINE = re.compile(r"\r\n|\r|\n")
+
+
+def messages(response: httpx2.Response) -> list[Any]:
     """The JSON-RPC messages of a response, whether it came as JSON or as an SSE stream."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        out = []
-        for line in response.text.splitlines():
-            if line.startswith("data:") and line[5:].strip():
-                out.append(json.loads(line[5:]))
-        return out
+        return [
+            json.loads(line[5:])
+            for line in _SSE_LINE.split(response.text)
+            if line.startswith("data:") and line[5:].strip()
+        ]
     body = response.json()
     return body if isinstance(body, list) else [body]
 

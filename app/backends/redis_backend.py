@@ -98,6 +98,7 @@ class RedisConnection:
         # Worst legitimate case: connect, CLIENT SETNAME on the new connection, the command itself.
         self.deadline_seconds = connect_timeout_seconds + 2 * socket_timeout_seconds + 0.05
         self._client: Redis | None = None
+        self._texts: dict[str, str] = dict(_LUA)
         self._scripts: dict[str, AsyncScript] = {}
 
     def open(self) -> None:
@@ -114,7 +115,15 @@ class RedisConnection:
             client_name="mcp-service",
         )
         self._client = Redis.from_pool(pool)  # the client owns the pool and closes it
-        self._scripts = {name: self._client.register_script(text) for name, text in _LUA.items()}
+        self._scripts = {name: self._client.register_script(text) for name, text in self._texts.items()}
+
+    def add_script(self, name: str, text: str) -> None:
+        """Another module's Lua script (a pack's store), run by `script` like the backend's own."""
+        if self._texts.get(name, text) != text:
+            raise ValueError(f"a different Lua script is already registered as {name!r}")
+        self._texts[name] = text
+        if self._client is not None:
+            self._scripts[name] = self._client.register_script(text)
 
     async def close(self) -> None:
         client, self._client = self._client, None

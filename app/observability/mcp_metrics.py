@@ -26,7 +26,8 @@ from app.observability import tracing
 from app.policy import Policies
 
 OBSERVER_STATE_KEY = "mcp_observer"  # on the ASGI scope's state, set by the HTTP edge
-HTTP_SPAN_STATE_KEY = "otel_http_span_context"  # the edge's HTTP server span, for linking
+# The request's HTTP-level span context, for linking: our HTTP span, or the caller's header traceparent.
+HTTP_SPAN_STATE_KEY = "otel_http_span_context"
 # Set to PENDING_LINE by the edge when it will write this request's access line: the MCP message
 # served within leaves its `AccessLine` there instead of writing a line of its own.
 ACCESS_LINE_STATE_KEY = "mcp_access_line"
@@ -231,11 +232,12 @@ def principal_id(ctx: Any, auth_disabled: bool) -> str:
 
 
 def annotate_span(record: CallRecord, state: dict[str, Any] | None) -> None:
-    """Our decisions on the SDK's MCP span (the current one), and a link to the HTTP span if not its parent.
+    """Our decisions on the SDK's MCP span (the current one), and a link to the HTTP-level span if not its parent.
 
     The SDK parents its span on a ``traceparent`` in the request's ``_meta`` when there is one (the
     MCP semantic conventions' rule: the MCP client span is the parent whatever the transport),
-    else on the ambient context, our HTTP server span. In the first case the HTTP span is linked.
+    else on the ambient context: our HTTP span, or the header's traceparent. In the first case that
+    HTTP-level span is linked.
     """
     span = trace.get_current_span()
     if not span.is_recording():

@@ -194,6 +194,16 @@ def malformed_json(upstream: str) -> ServiceError:
     )
 
 
+def unexpected_shape(upstream: str, what: str = "an answer") -> ServiceError:
+    """Valid JSON that is not what the API documents (not retried: the same call gets the same answer)."""
+    return ServiceError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        f"{upstream} sent {what} in an unexpected shape",
+        retryable=False,
+        details={"upstream": upstream, "error": "unexpected_response"},
+    )
+
+
 def breaker_open(upstream: str, state: str, retry_in_seconds: float) -> ServiceError:
     return ServiceError(
         ErrorCode.UPSTREAM_UNAVAILABLE,

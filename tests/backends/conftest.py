@@ -40,20 +40,24 @@ def unique_prefix() -> str:
     return f"test:{uuid.uuid4().hex[:12]}:"
 
 
+def lenient_redis_backend(server: RedisServer) -> RedisBackend:
+    """A Redis backend on the shared server under a prefix of its own, with lenient timeouts."""
+    return RedisBackend(
+        server.url,
+        key_prefix=unique_prefix(),
+        socket_timeout_seconds=LENIENT_SECONDS,
+        connect_timeout_seconds=LENIENT_SECONDS,
+    )
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """Each backend, opened; Redis on the shared server under a prefix of its own."""
+    """Each backend, opened."""
     built: Backend
     if request.param == "memory":
         built = MemoryBackend(max_keys=10_000)
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        built = RedisBackend(
-            server.url,
-            key_prefix=unique_prefix(),
-            socket_timeout_seconds=LENIENT_SECONDS,
-            connect_timeout_seconds=LENIENT_SECONDS,
-        )
+        built = lenient_redis_backend(request.getfixturevalue("redis_server"))
     await built.open()
     try:
         yield built
@@ -63,12 +67,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
 @pytest.fixture
 async def redis_backend(redis_server: RedisServer) -> AsyncIterator[RedisBackend]:
-    built = RedisBackend(
-        redis_server.url,
-        key_prefix=unique_prefix(),
-        socket_timeout_seconds=LENIENT_SECONDS,
-        connect_timeout_seconds=LENIENT_SECONDS,
-    )
+    built = lenient_redis_backend(redis_server)
     await built.open()
     try:
         yield built

@@ -17,6 +17,7 @@ from app.errors import ErrorCode, ServiceError
 from app.services import Services
 from app.upstream import UpstreamClient, UpstreamResponse
 from app.upstream.client import DEFAULT_MAX_RESPONSE_BYTES
+from app.upstream.errors import unexpected_shape
 
 UPSTREAM = "github"
 API_VERSION = "2022-11-28"
@@ -118,12 +119,7 @@ def next_page(response: UpstreamResponse) -> int | None:
 
 
 def unexpected(what: str) -> ServiceError:
-    return ServiceError(
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-        f"github sent {what} in an unexpected shape",
-        retryable=False,
-        details={"upstream": UPSTREAM, "error": "unexpected_response"},
-    )
+    return unexpected_shape(UPSTREAM, what)
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

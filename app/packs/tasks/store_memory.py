@@ -99,15 +99,20 @@ class MemoryTaskStore:
                 found.append(task)
         return ListPage(found, None)
 
-    async def update(
-        self, owner: str, task_id: str, changes: TaskChanges, *, actor: str, expected_version: int | None = None
-    ) -> Task:
+    def _current(self, owner: str, task_id: str, expected_version: int | None) -> tuple[_Tenant, Task]:
+        """The task to change, checked against the version the caller read (if it pinned one)."""
         tenant = self._tenants.get(owner)
         task = tenant.tasks.get(task_id) if tenant is not None else None
         if tenant is None or task is None:
             raise TaskNotFound(task_id)
         if expected_version is not None and task.version != expected_version:
             raise VersionConflict(task_id, expected_version, task.version)
+        return tenant, task
+
+    async def update(
+        self, owner: str, task_id: str, changes: TaskChanges, *, actor: str, expected_version: int | None = None
+    ) -> Task:
+        tenant, task = self._current(owner, task_id, expected_version)
         applied = apply_changes(task, changes, actor=actor, now=utc_now())
         if applied is None:
             return task
@@ -118,12 +123,7 @@ class MemoryTaskStore:
 
     async def delete(self, owner: str, task_id: str, *, actor: str, expected_version: int | None = None) -> Task:
         self._prune()
-        tenant = self._tenants.get(owner)
-        task = tenant.tasks.get(task_id) if tenant is not None else None
-        if tenant is None or task is None:
-            raise TaskNotFound(task_id)
-        if expected_version is not None and task.version != expected_version:
-            raise VersionConflict(task_id, expected_version, task.version)
+        tenant, task = self._current(owner, task_id, expected_version)
         del tenant.tasks[task_id]
         index = bisect.bisect_left(tenant.order, task.order_key)
         del tenant.order[index]

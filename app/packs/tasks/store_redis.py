@@ -8,7 +8,8 @@ Layout (``{p}`` is the backend's key prefix, ``{o}`` the owner's id percent-enco
 - ``{p}tasks:{o}:h:{id}``  stream, one entry per change with the explicit id ``{version}-0``
 - ``{p}tasks:cursor-secret`` the fleet's cursor-signing secret (set once, ``SET NX``)
 
-Every write is one Lua script (create, compare-and-set update, delete) that checks before it writes
+Every write is one Lua script from ``lua/`` (create, compare-and-set update, delete; run by the
+backend's connection, NOSCRIPT recovery included) that checks before it writes
 and appends the history entry first, so a task, its event and its index entry change together or not
 at all. Updates are optimistic: read, compute the new task in Python, then write only if the version
 is still the one read. Redis failures surface as `BackendUnavailable` (the connection's own mapping).
@@ -16,13 +17,11 @@ is still the one read. Redis failures surface as `BackendUnavailable` (the conne
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from app.backends.redis_backend import RedisBackend
@@ -45,51 +44,8 @@ from app.packs.tasks.store import (
     VersionConflict,
 )
 
-_CREATE = """
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then return {'limit'} end
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'exists'} end
-redis.call('XADD', KEYS[3], '1-0', 'e', ARGV[4])
-redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[3])
-redis.call('ZADD', KEYS[2], 0, ARGV[2])
-return {'ok'}
-"""
-
-_UPDATE = """
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return {'missing'} end
-if v ~= ARGV[1] then return {'conflict', v} end
-local nv = tostring(tonumber(v) + 1)
-redis.call('XADD', KEYS[2], nv .. '-0', 'e', ARGV[3])
-redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2])
-return {'ok'}
-"""
-
-_DELETE = """
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return {'missing'} end
-if v ~= ARGV[1] then return {'conflict', v} end
-redis.call('XADD', KEYS[3], tostring(tonumber(v) + 1) .. '-0', 'e', ARGV[3])
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return {'ok'}
-"""
-
+_SCRIPTS = ("create", "update", "delete")  # lua/<name>.lua, run by the backend's connection
 _CAS_ATTEMPTS = 5  # read-modify-write retries when the caller did not pin a version
-
-
-class _Script:
-    """EVALSHA, falling back to EVAL (which also caches the script) after a Redis restart or flush."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-
-    async def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis_errors.NoScriptError:
-            return await client.eval(self.text, len(keys), *keys, *args)
 
 
 def _text(value: Any) -> str:
@@ -103,15 +59,9 @@ class RedisTaskStore:
         self._conn = backend.connection
         self._prefix = f"{backend.key_prefix}tasks:"
         self._secret: bytes | None = None
-        self._create = _Script(_CREATE)
-        self._update = _Script(_UPDATE)
-        self._delete = _Script(_DELETE)
-
-    async def _run(self, op: str, script: _Script, keys: list[str], args: list[str | int]) -> Any:
-        async def call(client: Redis) -> Any:
-            return await script(client, keys, args)
-
-        return await self._conn.run(op, call)
+        for name in _SCRIPTS:
+            text = resources.files("app.packs.tasks").joinpath("lua", f"{name}.lua").read_text("utf-8")
+            self._conn.add_script(f"tasks_{name}", text)
 
     # --- keys ---------------------------------------------------------------------------------------
     def _tenant(self, owner: str) -> str:
@@ -132,7 +82,7 @@ class RedisTaskStore:
             task, event = new_task(owner, draft, actor=actor, now=utc_now())
             keys = [self._task_key(owner, task.id), self._index_key(owner), self._history_key(owner, task.id)]
             args: list[str | int] = [max_tasks, task.order_key, task.model_dump_json(), event.model_dump_json()]
-            reply = await self._run("tasks create", self._create, keys, args)
+            reply = await self._conn.script("tasks create", "tasks_create", keys, args)
             status = _text(reply[0])
             if status == "ok":
                 return task
@@ -207,7 +157,7 @@ class RedisTaskStore:
             updated, event = applied
             keys = [self._task_key(owner, task_id), self._history_key(owner, task_id)]
             args: list[str | int] = [str(task.version), updated.model_dump_json(), event.model_dump_json()]
-            reply = await self._run("tasks update", self._update, keys, args)
+            reply = await self._conn.script("tasks update", "tasks_update", keys, args)
             lost = _lost_race(reply, task_id, expected_version)
             if lost is None:
                 return updated
@@ -228,7 +178,7 @@ class RedisTaskStore:
                 event.model_dump_json(),
                 HISTORY_RETENTION_SECONDS * 1000,
             ]
-            reply = await self._run("tasks delete", self._delete, keys, args)
+            reply = await self._conn.script("tasks delete", "tasks_delete", keys, args)
             lost = _lost_race(reply, task_id, expected_version)
             if lost is None:
                 return task

@@ -24,6 +24,7 @@ from app.packs.weather.models import (
 )
 from app.services import Services
 from app.upstream import CircuitBreaker, UpstreamClient
+from app.upstream.errors import unexpected_shape
 
 GEOCODING = "open-meteo-geocoding"
 FORECAST = "open-meteo-forecast"
@@ -118,7 +119,7 @@ class OpenMeteo:
             )
         first = results[0] if isinstance(results, list) else None
         if not isinstance(first, dict):
-            raise _unexpected(GEOCODING)
+            raise unexpected_shape(GEOCODING)
         try:
             return Place(
                 name=first["name"],
@@ -130,7 +131,7 @@ class OpenMeteo:
                 timezone=first.get("timezone"),
             )
         except (KeyError, TypeError, ValueError):
-            raise _unexpected(GEOCODING) from None
+            raise unexpected_shape(GEOCODING) from None
 
     async def forecast(self, place: Place, units: Units) -> WeatherReport:
         client, path = self._ready(self._forecast)
@@ -146,7 +147,7 @@ class OpenMeteo:
             params.update(IMPERIAL_PARAMS)
         data = (await client.request("GET", path, params=params)).json()
         if not isinstance(data, dict) or not isinstance(data.get("current"), dict):
-            raise _unexpected(FORECAST)
+            raise unexpected_shape(FORECAST)
         try:
             return WeatherReport(
                 location=place if place.timezone else place.model_copy(update={"timezone": data.get("timezone")}),
@@ -156,7 +157,7 @@ class OpenMeteo:
                 as_of=datetime.now(UTC),
             )
         except (KeyError, TypeError, ValueError):
-            raise _unexpected(FORECAST) from None
+            raise unexpected_shape(FORECAST) from None
 
 
 def _labels(data: dict[str, Any], units: Units) -> UnitLabels:
@@ -227,12 +228,3 @@ def _daily(daily: Any) -> list[DailyForecast]:
             )
         )
     return days
-
-
-def _unexpected(upstream: str) -> ServiceError:
-    return ServiceError(
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-        f"{upstream} sent an answer in an unexpected shape",
-        retryable=False,
-        details={"upstream": upstream, "error": "unexpected_response"},
-    )

@@ -21,6 +21,7 @@ from app import __version__
 from app.auth.setup import build_auth
 from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
+from app.observability import mcp_span
 from app.packs import load_packs
 from app.services import Services
 from app.settings import Settings
@@ -84,6 +85,7 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
         token_verifier=token_verifier,
         subscriptions=services.subscriptions,
     )
+    mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
     services.server = server
     load_packs(server, services)
     return server

@@ -84,7 +84,7 @@ def extra_site(package: str) -> Path:
     return site
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MCPS_", "OTEL_"))}
 
 
@@ -126,6 +126,12 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float = 2.0) 
 
 
 def call_echo(url: str, token: str | None, era: str = "legacy") -> tuple[int, bytes]:
+    headers, body = echo_request(era, token)
+    return _post(url, body, headers)
+
+
+def echo_request(era: str, token: str | None) -> tuple[dict[str, str], bytes]:
+    """The headers and body of one ``tools/call echo`` in ``era`` (legacy: handshake era, or modern)."""
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     params: dict[str, Any] = {"name": "echo", "arguments": {"text": "hi"}}
     if era == "modern":
@@ -140,7 +146,7 @@ def call_echo(url: str, token: str | None, era: str = "legacy") -> tuple[int, by
     if token:
         headers["authorization"] = f"Bearer {token}"
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
-    return _post(url, body, headers)
+    return headers, body
 
 
 def wait_answering(server: Server, timeout: float = 30) -> None:
@@ -177,7 +183,7 @@ class Helpers:
         self.otlp = subprocess.Popen(
             taskset(LOAD_CPU, [PYTHON, "-m", "bench.otlp_sink", "--port", str(self.otlp_port)]),
             cwd=ROOT,
-            env=_clean_env(),
+            env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -202,27 +208,21 @@ class Helpers:
         self.redis.stop()
 
 
-def start_service(
+def service_env(
     workdir: Path,
     helpers: Helpers,
     *,
-    name: str = "service",
-    launcher: list[str] | None = None,
     env_extra: dict[str, str] | None = None,
-    log_to: str = "file",
     tracing: bool = True,
     redis: bool = True,
-    auth: bool = True,
-) -> Server:
-    """The full service with its production settings: API keys, Redis rate limit, metrics, tracing, logs."""
+) -> tuple[dict[str, str], str]:
+    """The service's production settings (API keys, Redis rate limit, metrics, tracing, logs) and its key."""
     workdir.mkdir(parents=True, exist_ok=True)
     token = new_key()
-    port = free_port()
     env = {
-        **_clean_env(),
+        **clean_env(),
         **bench_pack.install(workdir / "site"),
         "MCPS_HOST": "127.0.0.1",
-        "MCPS_PORT": str(port),
         "MCPS_PACKS": "bench",
         "MCPS_API_KEYS": f"sha256:{digest(token).hex()};principal=bench;scopes=bench",
         # A bucket that never refuses, still consulted (one Lua script in Redis) on every call.
@@ -243,6 +243,25 @@ def start_service(
     if tracing:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{helpers.otlp_port}"
         env["OTEL_SERVICE_NAME"] = "mcp-service-bench"
+    return env, token
+
+
+def start_service(
+    workdir: Path,
+    helpers: Helpers,
+    *,
+    name: str = "service",
+    launcher: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    log_to: str = "file",
+    tracing: bool = True,
+    redis: bool = True,
+    auth: bool = True,
+) -> Server:
+    """The full service with its production settings, served by uvicorn on a free port."""
+    env, token = service_env(workdir, helpers, env_extra=env_extra, tracing=tracing, redis=redis)
+    port = free_port()
+    env["MCPS_PORT"] = str(port)
     log_path = workdir / f"{name}.log"
     out = open(log_path if log_to == "file" else os.devnull, "wb")  # noqa: SIM115 (lives as long as the process)
     argv = launcher or [PYTHON, "-m", "app"]
@@ -269,7 +288,7 @@ def start_baseline(workdir: Path, name: str = "baseline") -> Server:
     proc = subprocess.Popen(
         taskset(SERVER_CPU, [PYTHON, "-m", "bench.baseline_server", "--port", str(port)]),
         cwd=ROOT,
-        env={**_clean_env(), "PYTHONUNBUFFERED": "1"},
+        env={**clean_env(), "PYTHONUNBUFFERED": "1"},
         stdout=out,
         stderr=subprocess.STDOUT,
     )

@@ -4,6 +4,7 @@ compare   full service vs bare-SDK baseline, interleaved A B A B in one session,
           c=16 and c=64: medians of 3 x 10 s after a warm-up, server CPU us/request, ratios
 run       one target only (service, baseline, or service-untuned: runner.py's tuning off)
 profile   py-spy record of the service under load, summarized (self and inclusive time)
+calls     targets driven in-process (no HTTP): CPU, Python function calls and GC time per call
 soak      resident memory of the service at idle and over a 5-minute steady load
 """
 
@@ -347,6 +348,77 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def inproc_env(kind: str, workdir: Path, helpers: Helpers) -> dict[str, str]:
+    """The environment of an in-process run: the served target's, minus what the launcher would add."""
+    if kind.startswith("baseline"):
+        return {**harness.clean_env(), "PYTHONPATH": str(ROOT)}
+    if kind not in VARIANTS or "launcher" in VARIANTS[kind]:
+        raise SystemExit(f"bench: {kind} cannot run in-process (baseline, baseline-tuned, or an env-only variant)")
+    variant = VARIANTS[kind]
+    env, token = harness.service_env(
+        workdir / kind,
+        helpers,
+        env_extra=dict(variant.get("env", {})),
+        tracing=variant.get("tracing", True),
+        redis=variant.get("redis", True),
+    )
+    return {**env, "BENCH_TOKEN": token if variant.get("auth", True) else ""}
+
+
+def inproc_once(kind: str, era: str, args: argparse.Namespace, workdir: Path, helpers: Helpers) -> dict[str, Any]:
+    argv = [PYTHON, "-m", "bench.inproc", kind, era, str(args.connections), str(args.calls)]
+    done = subprocess.run(
+        harness.taskset(harness.SERVER_CPU, argv),
+        cwd=ROOT if kind.startswith("baseline") else workdir / kind,
+        env=inproc_env(kind, workdir, helpers),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("INPROCJSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"bench: {kind} failed in-process:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(line.removeprefix("INPROCJSON "))
+    return result
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    """Each target driven in-process (bench/inproc.py), interleaved: CPU, Python calls and GC per call."""
+    targets = args.targets.split(",")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
+        workdir = Path(tmp)
+        helpers = Helpers(workdir).start()
+        try:
+            for run in range(1, args.runs + 1):
+                for era in args.eras.split(","):
+                    for kind in targets:
+                        row = {**inproc_once(kind, era, args, workdir, helpers), "run": run}
+                        rows.append(row)
+                        print(
+                            f"{era}/{args.connections} run {run} {kind:18s} cpu min {row['cpu_us_min']:7.1f} "
+                            f"median {row['cpu_us_median']:7.1f} us  python calls {row['python_calls']:7.1f}  "
+                            f"gc {row['gc_us']:5.1f} us {row['gc_collections']}",
+                            flush=True,
+                        )
+        finally:
+            helpers.stop()
+    print("\n| era | target | CPU µs/call (median of runs' medians) | Python calls/call | GC µs/call |")
+    print("| --- | --- | --- | --- | --- |")
+    for era in args.eras.split(","):
+        for kind in targets:
+            mine = [r for r in rows if r["era"] == era and r["target"] == kind]
+            cpu = statistics.median(r["cpu_us_median"] for r in mine)
+            calls = statistics.median(r["python_calls"] for r in mine)
+            gc_us = statistics.median(r["gc_us"] for r in mine)
+            print(f"| {ERA_LABEL[era]} | {kind} | {cpu:.0f} | {calls:.0f} | {gc_us:.0f} |")
+    out = Path(args.out or RESULTS / f"calls-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"connections": args.connections, "rows": rows}, indent=2))
+    print(f"results: {out}")
+    return 0
+
+
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eras", default="legacy,modern")
     parser.add_argument("--connections", default="16,64")
@@ -383,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--log-to", choices=["file", "devnull"], default="file")
     profile.add_argument("--out")
     profile.set_defaults(func=cmd_profile)
+    calls = sub.add_parser("calls", help="targets driven in-process: CPU, Python calls and GC per call")
+    calls.add_argument("--targets", default="service,service-notrace,service-minimal,baseline-tuned,baseline")
+    calls.add_argument("--eras", default="modern,legacy")
+    calls.add_argument("--connections", type=int, default=16)
+    calls.add_argument("--calls", type=int, default=20_000, help="timed calls per target and run")
+    calls.add_argument("--runs", type=int, default=2)
+    calls.add_argument("--out")
+    calls.set_defaults(func=cmd_calls)
     soak = sub.add_parser("soak", help="memory at idle and over a steady-load soak")
     soak.add_argument("--target", default="service")
     soak.add_argument("--seconds", type=int, default=300)

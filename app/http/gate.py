@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
-_OWS = (b" ", b"\t")
+_OWS = (0x20, 0x09)  # SP and HTAB, as byte values
 
 
 class GateMiddleware:
@@ -57,8 +57,10 @@ class GateMiddleware:
             scope = {**scope, "path": self.mcp_path, "raw_path": self.mcp_path.encode()}
             path = self.mcp_path
         headers = scope["headers"]
-        if any(value[:1] in _OWS or value[-1:] in _OWS for _, value in headers):
-            scope = {**scope, "headers": [(key, value.strip(b" \t")) for key, value in headers]}
+        for _, value in headers:  # a plain loop: no generator frame per request
+            if value and (value[0] in _OWS or value[-1] in _OWS):
+                scope = {**scope, "headers": [(key, value.strip(b" \t")) for key, value in headers]}
+                break
         lifecycle = self.lifecycle
         if not lifecycle.accepting and not path.startswith(_ALWAYS_OPEN):
             await _service_unavailable(send, self.retry_after)

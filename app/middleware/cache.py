@@ -22,10 +22,10 @@ from app.backends import BackendUnavailable, CacheStore
 from app.middleware.calls import (
     IDEMPOTENCY_ARGUMENT,
     META_KEY,
-    ToolCall,
     as_dict,
     current_record,
     is_final_success,
+    tool_call,
     with_meta,
 )
 from app.policy import Policies, render_tags
@@ -42,7 +42,7 @@ class CacheMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
-        call = ToolCall.from_params(ctx.params, ctx.protocol_version)
+        call = tool_call(ctx.params, ctx.protocol_version)
         policy = self.policies.tool(call.name)
         if policy is None:
             return await call_next(ctx)

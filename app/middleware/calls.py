@@ -1,8 +1,9 @@
 """What the guard stages share about the tool call being served.
 
-`ToolCall` is read once from the raw params (before the SDK validates them); `CallRecord` collects
-what each stage decided (rate limit, cache, idempotency, outcome) for metrics, traces and the
-access log, through a contextvar bound by the outermost stage.
+`ToolCall` is read from the raw params (before the SDK validates them) once per message: `tool_call`
+keeps it on the message's `CallRecord`, which collects what each stage decided (rate limit, cache,
+idempotency, outcome) for metrics, traces and the access log, through a contextvar bound by the
+outermost stage.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class CallRecord:
     outcome: str = "ok"  # ok | tool_error | rate_limited | denied | timeout | error
     error_code: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    call: ToolCall | None = None  # parsed by the first stage that asks (`tool_call`)
 
 
 _record: ContextVar[CallRecord | None] = ContextVar("call_record", default=None)
@@ -62,6 +64,17 @@ _record: ContextVar[CallRecord | None] = ContextVar("call_record", default=None)
 
 def current_record() -> CallRecord | None:
     return _record.get()
+
+
+def tool_call(params: Mapping[str, Any] | None, protocol_version: str) -> ToolCall:
+    """The message's `ToolCall`, parsed once and shared by the stages through its record."""
+    record = _record.get()
+    if record is None:
+        return ToolCall.from_params(params, protocol_version)
+    call = record.call
+    if call is None:
+        call = record.call = ToolCall.from_params(params, protocol_version)
+    return call
 
 
 def bind_record(record: CallRecord) -> object:

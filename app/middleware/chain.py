@@ -1,7 +1,7 @@
 """The order of the MCP middleware chain, outermost first, in one place.
 
-The SDK runs its own OpenTelemetry span and request-state boundary outside these. Ours, top to
-bottom, each in its own module:
+The MCP span (`app.observability.mcp_span`, at the place of the SDK's own) and the SDK's
+request-state boundary run outside these. Ours, top to bottom, each in its own module:
 
 1. request scope   request id into logs, a CallRecord of what the stages decide, the outcome
 2. authorization   the principal; lists filtered, calls refused without the scopes

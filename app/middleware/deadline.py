@@ -14,7 +14,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.errors import ErrorCode, ServiceError
-from app.middleware.calls import ToolCall
+from app.middleware.calls import tool_call
 from app.middleware.results import error_result
 from app.policy import Policies
 
@@ -36,7 +36,7 @@ class DeadlineMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
-        call = ToolCall.from_params(ctx.params, ctx.protocol_version)
+        call = tool_call(ctx.params, ctx.protocol_version)
         policy = self.policies.tool(call.name)
         timeout = (policy.timeout_seconds if policy else None) or self.default_timeout
         if policy is None or policy.max_concurrency is None:

@@ -20,7 +20,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, IdempotencyStore, best_effort
 from app.errors import ErrorCode, ServiceError, conflict
-from app.middleware.calls import IDEMPOTENCY_ARGUMENT, ToolCall, as_dict, current_record, is_final_success, with_meta
+from app.middleware.calls import IDEMPOTENCY_ARGUMENT, as_dict, current_record, is_final_success, tool_call, with_meta
 from app.middleware.results import error_result
 from app.policy import Policies
 
@@ -46,7 +46,7 @@ class IdempotencyMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
-        call = ToolCall.from_params(ctx.params, ctx.protocol_version)
+        call = tool_call(ctx.params, ctx.protocol_version)
         policy = self.policies.tool(call.name)
         idem_key = call.arguments.get(IDEMPOTENCY_ARGUMENT)
         if policy is None or not policy.idempotent_write or idem_key is None:

@@ -15,7 +15,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from pydantic import ValidationError
 
 from app.errors import ErrorCode, ServiceError, internal_error
-from app.middleware.calls import ToolCall, as_dict
+from app.middleware.calls import as_dict, tool_call
 from app.middleware.results import error_result
 from app.packs._sdk import tool_argument_validator
 from app.services import Services
@@ -30,7 +30,7 @@ class ToolErrorsMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
-        call = ToolCall.from_params(ctx.params, ctx.protocol_version)
+        call = tool_call(ctx.params, ctx.protocol_version)
         server = self.services.server
         validate = tool_argument_validator(server, call.name) if server is not None else None
         if validate is None:

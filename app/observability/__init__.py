@@ -5,6 +5,8 @@
 - `upstream`: upstream attempts and circuit breakers;
 - `backend`: Redis operation latency and errors;
 - `tracing`: the OpenTelemetry SDK from ``OTEL_*`` variables;
+- `mcp_span`: the MCP server span of each message (in place of the SDK's span middleware);
+- `otlp_encoding`: spans written as OTLP protobuf in one pass, for the library's exporter;
 - `multiprocess`: the shared metrics directory of a multi-worker run.
 """
 

@@ -134,22 +134,49 @@ def _trace_state(context: SpanContext) -> bytes:
     return _string(3, ",".join(f"{key}={value}" for key, value in state.items())) if state else b""
 
 
+# Fixed parts of a span, pre-encoded: tags of the ids and times, kind, flags and plain statuses.
+_IDS = struct.Struct(">BBQQBBQ")  # trace id (field 1, 16 bytes as two big-endian halves), span id (field 2)
+_PARENT = struct.Struct(">BBQ")  # parent span id (field 4)
+_TIMES = struct.Struct("<BQBQ")  # start (field 7) and end (field 8) times, fixed64
+_TRACE_ID_TAG, _SPAN_ID_TAG, _PARENT_TAG, _START_TAG, _END_TAG = 0x0A, 0x12, 0x22, 0x39, 0x41
+_KIND_FIELD = {kind: _uint(6, number) for kind, number in _KIND.items()}
+_SPAN_FLAGS = {False: _fixed32(16, _HAS_IS_REMOTE), True: _fixed32(16, _HAS_IS_REMOTE | _IS_REMOTE)}
+_STATUS_FIELD = {code: _field(15, _uint(3, number)) for code, number in _STATUS.items()}
+_NAME_CACHE_LIMIT = 1024
+_names: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    encoded = _names.get(name)
+    if encoded is None:
+        encoded = _string(5, name)
+        if len(_names) < _NAME_CACHE_LIMIT:
+            _names[name] = encoded
+    return encoded
+
+
 def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
     assert context is not None  # a finished SDK span always has one
     parent = span.parent
+    trace_id = context.trace_id
     parts = [
-        _field(1, context.trace_id.to_bytes(16, "big")),
-        _field(2, context.span_id.to_bytes(8, "big")),
-        _trace_state(context),
-        _field(4, parent.span_id.to_bytes(8, "big")) if parent is not None else b"",
-        _string(5, span.name),
-        _uint(6, _KIND[span.kind]),
-        _fixed64(7, span.start_time or 0),
-        _fixed64(8, span.end_time or 0),
-        _attributes(9, span.attributes),
-        _uint(10, span.dropped_attributes),
+        _IDS.pack(_TRACE_ID_TAG, 16, trace_id >> 64, trace_id & 0xFFFFFFFFFFFFFFFF, _SPAN_ID_TAG, 8, context.span_id),
     ]
+    if context.trace_state:
+        parts.append(_trace_state(context))
+    if parent is not None:
+        parts.append(_PARENT.pack(_PARENT_TAG, 8, parent.span_id))
+    parts.append(_name(span.name))
+    parts.append(_KIND_FIELD[span.kind])
+    start, end = span.start_time or 0, span.end_time or 0
+    if start and end:
+        parts.append(_TIMES.pack(_START_TAG, start, _END_TAG, end))
+    else:
+        parts.append(_fixed64(7, start) + _fixed64(8, end))
+    parts.append(_attributes(9, span.attributes))
+    if span.dropped_attributes:
+        parts.append(_uint(10, span.dropped_attributes))
     for event in span.events:
         parts.append(
             _field(
@@ -160,7 +187,8 @@ def _span(span: ReadableSpan) -> bytes:
                 + _uint(4, event.dropped_attributes),
             )
         )
-    parts.append(_uint(12, span.dropped_events))
+    if span.dropped_events:
+        parts.append(_uint(12, span.dropped_events))
     for link in span.links:
         linked = link.context
         parts.append(
@@ -173,10 +201,14 @@ def _span(span: ReadableSpan) -> bytes:
                 + _fixed32(6, _flags(linked)),
             )
         )
-    parts.append(_uint(14, span.dropped_links))
+    if span.dropped_links:
+        parts.append(_uint(14, span.dropped_links))
     status = span.status
-    parts.append(_field(15, _string(2, status.description) + _uint(3, _STATUS[status.status_code])))
-    parts.append(_fixed32(16, _flags(parent)))
+    if status.description:
+        parts.append(_field(15, _string(2, status.description) + _uint(3, _STATUS[status.status_code])))
+    else:
+        parts.append(_STATUS_FIELD[status.status_code])
+    parts.append(_SPAN_FLAGS[parent is not None and parent.is_remote])
     return b"".join(parts)
 
 

@@ -36,9 +36,11 @@ def provider(resource: dict[str, object]) -> tuple[TracerProvider, Collect]:
 
 
 def assert_same(spans: list[ReadableSpan]) -> None:
+    encoded = encode_spans(spans)
     ours = ExportTraceServiceRequest()
-    ours.ParseFromString(encode_spans(spans))
+    ours.ParseFromString(encoded)
     assert ours == library_encode(spans)
+    assert encoded == library_encode(spans).SerializeToString()  # the same bytes, field order included
 
 
 @pytest.fixture

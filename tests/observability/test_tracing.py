@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
+from mcp.server.mcpserver import MCPServer
 
+from app.observability import mcp_span
 from tests.conftest import ServiceFactory
 from tests.support.clients import client_with_token
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.redis_server import RedisServer
-from tests.support.rpc import call_tool, final, modern_headers, modern_meta
+from tests.support.rpc import call_tool, final, legacy_headers, modern_headers, modern_meta, tool_result
 
 pytestmark = pytest.mark.anyio
 
@@ -162,6 +165,31 @@ def test_meta_traceparent_wins_and_the_http_span_is_linked(
     assert mcp.links == [(http.trace_id, http.span_id, {"mcp_service.link": "http_request"})]
 
 
+def test_error_marking_of_the_mcp_span(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str]
+) -> None:
+    """The SDK's rules, kept by our span stage: tool-error results, JSON-RPC errors, and success."""
+    service = service_factory(tracing_env(otlp_receiver, packs_env))
+    assert not tool_result(call_tool(service.base_url, "obs_echo", {"text": "x"}, modern=True)).get("isError")
+    assert tool_result(call_tool(service.base_url, "obs_fail")).get("isError")
+    unknown = {"jsonrpc": "2.0", "id": "r-1", "method": "resources/read", "params": {"uri": "task://nope"}}
+    assert "error" in final(httpx2.post(service.mcp_url, headers=legacy_headers(), json=unknown, timeout=10))
+    spans = otlp_receiver.wait_for(lambda spans: len(spans) >= 3)
+    service.stop()
+    by_name = {s.name: s for s in spans}
+    ok, failed, read = by_name["tools/call obs_echo"], by_name["tools/call obs_fail"], by_name["resources/read"]
+    assert (ok.status, ok.scope, ok.kind) == ("UNSET", "mcp-python-sdk", "SERVER")
+    assert "error.type" not in ok.attributes
+    assert ok.attributes["mcp.protocol.version"] == "2026-07-28"
+    assert ok.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert (failed.status, failed.attributes["error.type"]) == ("ERROR", "tool_error")
+    assert failed.attributes["mcp_service.outcome"] == "tool_error"
+    assert read.status == "ERROR"
+    assert read.attributes["error.type"] == read.attributes["rpc.response.status_code"]
+    assert read.attributes["jsonrpc.request.id"] == "r-1"
+    assert "gen_ai.tool.name" not in read.attributes
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -189,3 +217,13 @@ def test_no_tracing_without_an_endpoint(service_factory: ServiceFactory, packs_e
     assert lines
     assert all("trace_id" not in r and r.get("request_id") for r in lines)
     assert not any("tracing on" in str(r.get("message")) for r in records)
+
+
+def test_our_span_stage_takes_the_place_of_the_sdks() -> None:
+    server: MCPServer[Any] = MCPServer("span-stage")
+    before = [type(stage).__name__ for stage in server.middleware]
+    assert "OpenTelemetryMiddleware" in before
+    assert mcp_span.install(server.middleware)
+    after = [type(stage).__name__ for stage in server.middleware]
+    assert after == ["McpSpanMiddleware" if name == "OpenTelemetryMiddleware" else name for name in before]
+    assert not mcp_span.install(server.middleware)  # nothing left to replace: never two span stages

@@ -134,6 +134,22 @@ def build(target: str) -> tuple[Any, bool]:
     return create_app(Settings()), True
 
 
+class GcTime:
+    """Time in the collector and collections per generation, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.count = [0, 0, 0]
+        self._started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.count[info["generation"]] += 1
+
+
 async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[str, Any]:
     app, tuned = build(target)
     token = os.environ.get("BENCH_TOKEN") if not target.startswith("baseline") else None
@@ -146,22 +162,15 @@ async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[s
         freeze_startup_heap()
     await driver.burst(WARMUP, concurrency)
 
-    collected = {"seconds": 0.0, "started": 0.0, "count": [0, 0, 0]}
+    collected = GcTime()
 
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collected["started"] = time.perf_counter()
-        else:
-            collected["seconds"] += time.perf_counter() - collected["started"]  # type: ignore[operator]
-            collected["count"][info["generation"]] += 1  # type: ignore[index]
-
-    gc.callbacks.append(on_gc)
+    gc.callbacks.append(collected.on_gc)
     rounds = []
     for _ in range(max(1, calls // ROUND)):
         before = time.process_time()
         await driver.burst(ROUND, concurrency)
         rounds.append((time.process_time() - before) / ROUND * 1e6)
-    gc.callbacks.remove(on_gc)
+    gc.callbacks.remove(collected.on_gc)
     timed = len(rounds) * ROUND
 
     profiler = cProfile.Profile()
@@ -179,8 +188,8 @@ async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[s
         "cpu_us_min": round(min(rounds), 1),
         "cpu_us_median": round(statistics.median(rounds), 1),
         "python_calls": round(stats.total_calls / PROFILED, 1),  # type: ignore[attr-defined]
-        "gc_us": round(collected["seconds"] / timed * 1e6, 1),  # type: ignore[operator]
-        "gc_collections": collected["count"],
+        "gc_us": round(collected.seconds / timed * 1e6, 1),
+        "gc_collections": collected.count,
     }
 
 

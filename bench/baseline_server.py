@@ -1,8 +1,10 @@
 """The bare-SDK baseline: an `MCPServer` with the same trivial tools, served the simplest way.
 
 No middleware, no auth, no Redis, no metrics, no tracing, default settings: the SDK's own
-``run("streamable-http")`` (uvicorn with its defaults: uvloop and httptools when installed, its
-access log on), stateless so that, like the service, any request is served without a session.
+``run("streamable-http")``, stateless so that, like the service, any request is served without a
+session. That is uvicorn with its defaults (httptools when installed, its access log on) inside
+``anyio.run``: the stdlib asyncio event loop, not uvloop (uvicorn's loop setting only applies when
+uvicorn makes the loop itself; py-spy shows asyncio's selector loop in the baseline's profile).
 
     python -m bench.baseline_server --port 8100
 """

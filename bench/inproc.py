@@ -8,7 +8,9 @@ is left out) with ``tools/call echo`` at a fixed concurrency on uvloop, and repo
 - CPU µs (process time, every thread: the span export thread included), min and median of rounds;
 - Python function calls (cProfile's count over a separate pass): deterministic, so a change of a
   few percent shows even when the VM's noise hides it in time;
-- time in the garbage collector and collections per generation (``gc.callbacks``).
+- time in the garbage collector and collections per generation (``gc.callbacks``);
+- cyclic garbage: objects per call that only the collector frees (reference cycles), the kinds and
+  the frames among them (whose code made the cycle), over a separate pass with ``DEBUG_SAVEALL``.
 
 The baseline is the bare SDK's app (`bench.baseline_server`) with the SDK's defaults: CPython's
 collector thresholds, no freeze; ``baseline-tuned`` gets app/runner.py's tuning, to separate what
@@ -20,6 +22,7 @@ the tuning buys from what the service adds.
 from __future__ import annotations
 
 import asyncio
+import collections
 import cProfile
 import gc
 import json
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROUND = 2000  # calls per timed round
 WARMUP = 1000
 PROFILED = 3000
+GARBAGE_PASS = 500
 
 Scope = dict[str, Any]
 
@@ -178,6 +182,9 @@ async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[s
     await driver.burst(PROFILED, concurrency)
     profiler.disable()
     stats = pstats.Stats(profiler)
+    garbage = await cyclic_garbage(driver, concurrency)
+    if dump := os.environ.get("BENCH_PSTATS"):  # `scripts/bench calls --pstats DIR`: the profile, for pstats
+        stats.dump_stats(dump)
     stop.set()
     await task
     return {
@@ -190,6 +197,31 @@ async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[s
         "python_calls": round(stats.total_calls / PROFILED, 1),  # type: ignore[attr-defined]
         "gc_us": round(collected.seconds / timed * 1e6, 1),
         "gc_collections": collected.count,
+        **garbage,
+    }
+
+
+async def cyclic_garbage(driver: Driver, concurrency: int) -> dict[str, Any]:
+    """What a call leaves to the collector: with ``DEBUG_SAVEALL`` it keeps what it would have freed."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await driver.burst(GARBAGE_PASS, concurrency)
+        gc.collect()
+        found = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    kinds = collections.Counter(type(obj).__qualname__ for obj in found)
+    frames = collections.Counter(
+        f"{obj.f_code.co_filename.rsplit('site-packages/', 1)[-1]}:{obj.f_code.co_name}"
+        for obj in found
+        if type(obj).__name__ == "frame"
+    )
+    return {
+        "garbage_per_call": round(len(found) / GARBAGE_PASS, 1),
+        "garbage_kinds": [(kind, round(n / GARBAGE_PASS, 2)) for kind, n in kinds.most_common(12)],
+        "garbage_frames": [(where, round(n / GARBAGE_PASS, 2)) for where, n in frames.most_common(8)],
     }
 
 

@@ -365,19 +365,31 @@ def inproc_env(kind: str, workdir: Path, helpers: Helpers) -> dict[str, str]:
     return {**env, "BENCH_TOKEN": token if variant.get("auth", True) else ""}
 
 
+def pstats_env(kind: str, era: str, args: argparse.Namespace) -> dict[str, str]:
+    if not args.pstats:
+        return {}
+    Path(args.pstats).mkdir(parents=True, exist_ok=True)
+    return {"BENCH_PSTATS": str(Path(args.pstats).resolve() / f"{kind}-{era}-c{args.connections}.pstats")}
+
+
 def inproc_once(kind: str, era: str, args: argparse.Namespace, workdir: Path, helpers: Helpers) -> dict[str, Any]:
     argv = [PYTHON, "-m", "bench.inproc", kind, era, str(args.connections), str(args.calls)]
-    done = subprocess.run(
-        harness.taskset(harness.SERVER_CPU, argv),
-        cwd=ROOT if kind.startswith("baseline") else workdir / kind,
-        env=inproc_env(kind, workdir, helpers),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("INPROCJSON ")), None)
+    # Logs to a file, as the served targets' do: through a pipe each line's write woke the reading
+    # parent (cProfile put the write at ~20 µs a call), a cost no served process pays.
+    log_path = workdir / f"inproc-{kind}-{era}.log"
+    with log_path.open("wb") as log:
+        done = subprocess.run(
+            harness.taskset(harness.SERVER_CPU, argv),
+            cwd=ROOT if kind.startswith("baseline") else workdir / kind,
+            env={**inproc_env(kind, workdir, helpers), **pstats_env(kind, era, args)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
+    output = log_path.read_text(errors="replace")
+    line = next((x for x in output.splitlines() if x.startswith("INPROCJSON ")), None)
     if done.returncode != 0 or line is None:
-        raise SystemExit(f"bench: {kind} failed in-process:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+        raise SystemExit(f"bench: {kind} failed in-process:\n{output[-5000:]}")
     result: dict[str, Any] = json.loads(line.removeprefix("INPROCJSON "))
     return result
 
@@ -398,20 +410,25 @@ def cmd_calls(args: argparse.Namespace) -> int:
                         print(
                             f"{era}/{args.connections} run {run} {kind:18s} cpu min {row['cpu_us_min']:7.1f} "
                             f"median {row['cpu_us_median']:7.1f} us  python calls {row['python_calls']:7.1f}  "
-                            f"gc {row['gc_us']:5.1f} us {row['gc_collections']}",
+                            f"gc {row['gc_us']:5.1f} us {row['gc_collections']}  "
+                            f"cyclic garbage {row['garbage_per_call']}",
                             flush=True,
                         )
         finally:
             helpers.stop()
-    print("\n| era | target | CPU µs/call (median of runs' medians) | Python calls/call | GC µs/call |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "\n| era | target | CPU µs/call (median of runs' medians) | Python calls/call | GC µs/call "
+        "| cyclic garbage objects/call |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for era in args.eras.split(","):
         for kind in targets:
             mine = [r for r in rows if r["era"] == era and r["target"] == kind]
             cpu = statistics.median(r["cpu_us_median"] for r in mine)
             calls = statistics.median(r["python_calls"] for r in mine)
             gc_us = statistics.median(r["gc_us"] for r in mine)
-            print(f"| {ERA_LABEL[era]} | {kind} | {cpu:.0f} | {calls:.0f} | {gc_us:.0f} |")
+            garbage = statistics.median(r["garbage_per_call"] for r in mine)
+            print(f"| {ERA_LABEL[era]} | {kind} | {cpu:.0f} | {calls:.0f} | {gc_us:.0f} | {garbage:.1f} |")
     out = Path(args.out or RESULTS / f"calls-{time.strftime('%Y%m%dT%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"connections": args.connections, "rows": rows}, indent=2))
@@ -462,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     calls.add_argument("--calls", type=int, default=20_000, help="timed calls per target and run")
     calls.add_argument("--runs", type=int, default=2)
     calls.add_argument("--out")
+    calls.add_argument("--pstats", metavar="DIR", help="also write each target's cProfile stats here (last run's)")
     calls.set_defaults(func=cmd_calls)
     soak = sub.add_parser("soak", help="memory at idle and over a steady-load soak")
     soak.add_argument("--target", default="service")

@@ -1,26 +1,36 @@
 """One error model for every failure a caller can see.
 
-A tool (or a guard stage, or the upstream client) raises a `ServiceError`; the guard chain turns
-it into an ``isError`` tool result whose ``structuredContent`` is `ServiceError.to_dict` and whose
-text is one readable line an agent can act on. Anything else that escapes a tool becomes
-INTERNAL_ERROR carrying only the request id: never a stack trace, never a secret.
+A tool, a guard stage or the upstream client raises a `ServiceError`; the chain's error boundary
+(`app.middleware.boundary`) turns it into the answer once: an ``isError`` tool result whose
+``structuredContent`` is `ServiceError.to_dict` and whose text is one line an agent can act on,
+or, for any other method, the JSON-RPC error `ServiceError.error` (same object in ``data``).
+Anything else that escapes a tool becomes INTERNAL_ERROR carrying only the request id: never a
+stack trace, never a secret.
 
-`ServiceError` is an SDK `MCPError`, because the SDK passes MCPErrors raised in a tool through
-unchanged (anything else it flattens into text): that is how the structured error reaches the
-guard chain. Raised from a resource or prompt handler it becomes a JSON-RPC error whose ``data``
-is the same structured object. Protocol-level failures (bad JSON-RPC, unknown method) stay plain
-JSON-RPC errors.
+Each `ErrorCode` carries, in one table (`SPECS`), whether a retry may succeed, its JSON-RPC code,
+the metric outcome it counts as, and whether it means "the upstream cannot answer now" (what a
+stale fallback may cover). `ServiceError` is an SDK `MCPError` and keeps that contract (``code``
+is the JSON-RPC code, ``error`` the `ErrorData`): the SDK passes MCPErrors raised in a tool
+through unchanged, which is how the structured error reaches the boundary. ``error_code`` is the
+stable name callers match on.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from mcp.shared.exceptions import MCPError
-from mcp.types import ErrorData
 
-from app.request_context import current_request_id
+from app.call import current_request_id
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ErrorCode(enum.StrEnum):
@@ -36,21 +46,25 @@ class ErrorCode(enum.StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
-# Whether a caller may retry the same call unchanged, by default per code.
-_RETRYABLE = {
-    ErrorCode.RATE_LIMITED: True,
-    ErrorCode.TIMEOUT: True,
-    ErrorCode.UPSTREAM_UNAVAILABLE: True,
-    ErrorCode.UNAVAILABLE: True,
-}
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    retryable: bool  # by default: may the caller retry the same call unchanged?
+    rpc_code: int  # the JSON-RPC code when the error surfaces outside a tool result
+    outcome: str  # the metric/log outcome: tool_error | rate_limited | denied | timeout | error
+    upstream_down: bool = False  # "cannot answer now" rather than "the question is wrong"
 
 
-# The JSON-RPC error code used when a ServiceError surfaces outside a tool result.
-_RPC_CODES = {
-    ErrorCode.VALIDATION_ERROR: -32602,
-    ErrorCode.NOT_FOUND: -32002,
-    ErrorCode.PERMISSION_DENIED: -32003,
-    ErrorCode.UNAUTHENTICATED: -32001,
+SPECS: dict[ErrorCode, ErrorSpec] = {
+    ErrorCode.VALIDATION_ERROR: ErrorSpec(False, -32602, "tool_error"),
+    ErrorCode.UNAUTHENTICATED: ErrorSpec(False, -32001, "denied"),
+    ErrorCode.PERMISSION_DENIED: ErrorSpec(False, -32003, "denied"),
+    ErrorCode.NOT_FOUND: ErrorSpec(False, -32002, "tool_error"),
+    ErrorCode.CONFLICT: ErrorSpec(False, -32000, "tool_error"),
+    ErrorCode.RATE_LIMITED: ErrorSpec(True, -32000, "rate_limited", upstream_down=True),
+    ErrorCode.TIMEOUT: ErrorSpec(True, -32000, "timeout", upstream_down=True),
+    ErrorCode.UPSTREAM_UNAVAILABLE: ErrorSpec(True, -32000, "tool_error", upstream_down=True),
+    ErrorCode.UNAVAILABLE: ErrorSpec(True, -32000, "tool_error", upstream_down=True),
+    ErrorCode.INTERNAL_ERROR: ErrorSpec(False, -32603, "error"),
 }
 
 
@@ -66,26 +80,13 @@ class ServiceError(MCPError):
         retry_after_ms: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        Exception.__init__(self, message)
         self.error_code = code
+        self.spec = SPECS[code]
         self.text = message
-        self.retryable = _RETRYABLE.get(code, False) if retryable is None else retryable
+        self.retryable = self.spec.retryable if retryable is None else retryable
         self.retry_after_ms = retry_after_ms
         self.details = details or {}
-
-    # MCPError's int code lives in `error`; `code` here is the stable name callers match on.
-    @property
-    def code(self) -> ErrorCode:  # type: ignore[override]
-        return self.error_code
-
-    @property
-    def message(self) -> str:
-        return self.text
-
-    @property
-    def error(self) -> ErrorData:  # type: ignore[override]
-        """The JSON-RPC form, built when the SDK reads it (so it carries the request id then)."""
-        return ErrorData(code=_RPC_CODES.get(self.error_code, -32000), message=self.summary(), data=self.to_dict())
+        super().__init__(self.spec.rpc_code, self.summary(), self.to_dict())
 
     def __str__(self) -> str:
         return self.text
@@ -124,3 +125,38 @@ def internal_error() -> ServiceError:
     rid = current_request_id()
     suffix = f" (request id {rid})" if rid else ""
     return ServiceError(ErrorCode.INTERNAL_ERROR, f"internal error{suffix}; the operator can look it up in the logs")
+
+
+def contain_crashes(fn: F, name: str) -> F:
+    """``fn`` with every unexpected exception logged (with its traceback) and raised as INTERNAL_ERROR.
+
+    The SDK flattens a crashing tool into an unstructured error text; raised as a `ServiceError`
+    (an `MCPError`, which the SDK passes through) it reaches the error boundary like any other
+    failure. The wrapper keeps ``fn``'s signature (``__wrapped__``), from which the SDK builds the
+    tool's input schema.
+    """
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def contained_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except MCPError:
+                raise
+            except Exception:
+                logger.exception("Tool %r raised an unexpected exception", name)
+                raise internal_error() from None
+
+        return cast(F, contained_async)
+
+    @functools.wraps(fn)
+    def contained(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MCPError:
+            raise
+        except Exception:
+            logger.exception("Tool %r raised an unexpected exception", name)
+            raise internal_error() from None
+
+    return cast(F, contained)

@@ -23,6 +23,7 @@ from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
 from app.log import configure_logging
+from app.observability.wiring import wire
 from app.services import Services
 from app.settings import Settings
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
@@ -33,7 +34,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         # Before MCPServer(): its logging.basicConfig is then a no-op.
         configure_logging(settings.log_level, quiet_sdk=settings.stateless)
     services = Services.create(settings)
-    server = build_mcp_server(services)
+    observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
+    server = build_mcp_server(services, observer)
     mcp_app, session_manager = build_mcp_app(server, settings)
     live, ready = health_endpoints(services.lifecycle, services.health)
     metrics = protect(services.metrics.endpoint, settings.metrics_token)
@@ -73,5 +75,4 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.mcp_server = server
     return app

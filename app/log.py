@@ -12,11 +12,11 @@ import re
 import sys
 from typing import Any
 
+from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from app.observability.tracing import current_ids
-from app.request_context import current_request_id
+from app.call import current_request_id
 
 # The SDK logs per-request lifecycle at INFO ("Created new transport", "Terminating session", ...):
 # in stateless mode that is one line per request of pure noise.
@@ -141,3 +141,14 @@ def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) in W3C hex of the current span, for log lines; None outside a sampled span.
+
+    Untraced, the current span is the API's invalid span, so this costs one context lookup.
+    """
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None  # ids of a trace nobody records would lead nowhere
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")

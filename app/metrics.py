@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import version
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
@@ -27,10 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import __version__
-
-if TYPE_CHECKING:
-    from app.observability.mcp_metrics import McpObserver
-    from app.observability.upstream import UpstreamObserver
 
 KNOWN_ROUTES = frozenset({"/mcp", "/health/live", "/health/ready", "/metrics", "/.well-known/oauth-protected-resource"})
 
@@ -105,10 +100,6 @@ class Metrics:
         self._scrape_time = _ScrapeTimeCollector()
         self.registry.register(self._scrape_time)
         self._health_probe: HealthProbe | None = None
-        # Set by `app.observability.wire`: the per-message observer (found by the request-scope stage
-        # through the HTTP edge) and the `AttemptObserver` packs give their `UpstreamClient`s.
-        self.mcp_observer: McpObserver | None = None
-        self.upstream_observer: UpstreamObserver | None = None
 
         # --- HTTP edge ---------------------------------------------------------------------
         self.http_requests = Counter(

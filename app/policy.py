@@ -10,9 +10,17 @@ Cache tags may name the caller: ``{principal}`` in a tag is replaced by the prin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp.shared.uri_template import UriTemplate
+
+ADMIN_ONLY = ("admin",)  # what anything undeclared requires
+IDEMPOTENCY_ARGUMENT = "idempotency_key"  # the optional argument of an ``idempotent_write`` tool
+META_KEY = "io.github.mcp-service/guard"  # our _meta namespace on results (cache hit, replay, stale)
+
+ArgumentsValidator = Callable[[dict[str, Any]], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,9 @@ class ToolPolicy:
             raise ValueError("max_concurrency must be at least 1")
 
 
+_UNDECLARED_TOOL = ToolPolicy(scopes=ADMIN_ONLY)
+
+
 def render_tags(tags: tuple[str, ...], principal_id: str) -> list[str]:
     return [tag.replace("{principal}", principal_id) for tag in tags]
 
@@ -48,10 +59,13 @@ class Policies:
     resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
     prompts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    validators: dict[str, ArgumentsValidator] = field(default_factory=dict)
     _compiled: list[tuple[UriTemplate, tuple[str, ...]]] = field(default_factory=list)
 
-    def declare_tool(self, name: str, policy: ToolPolicy) -> None:
+    def declare_tool(self, name: str, policy: ToolPolicy, validator: ArgumentsValidator | None = None) -> None:
         self.tools[name] = policy
+        if validator is not None:
+            self.validators[name] = validator
 
     def declare_resource(self, uri_or_template: str, scopes: tuple[str, ...]) -> None:
         if UriTemplate.is_template(uri_or_template):
@@ -63,8 +77,16 @@ class Policies:
     def declare_prompt(self, name: str, scopes: tuple[str, ...]) -> None:
         self.prompts[name] = scopes
 
-    def tool(self, name: str) -> ToolPolicy | None:
-        return self.tools.get(name)
+    def tool(self, name: str) -> ToolPolicy:
+        """The tool's declared policy; anything undeclared (an unknown name) requires ``admin``."""
+        return self.tools.get(name) or _UNDECLARED_TOOL
+
+    def is_declared_tool(self, name: str) -> bool:
+        return name in self.tools
+
+    def arguments_validator(self, name: str) -> ArgumentsValidator | None:
+        """The tool's own argument validation (None: no such tool)."""
+        return self.validators.get(name)
 
     def resource_scopes(self, uri: str) -> tuple[str, ...] | None:
         """Scopes to read ``uri``: its own declaration, else the first template that matches."""

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
 
 from app.backends import (
     Backend,
@@ -31,6 +29,7 @@ from app.metrics import Metrics
 from app.policy import Policies
 from app.settings import Settings
 from app.upstream import BreakerRegistry, EtagCache
+from app.upstream.client import AttemptObserver
 
 
 @dataclass
@@ -46,7 +45,7 @@ class Services:
     etag_cache: EtagCache
     policies: Policies = field(default_factory=Policies)
     enabled_packs: list[str] = field(default_factory=list)
-    server: MCPServer[Any] | None = None  # set once built; stages that need the tool registry read it
+    upstream_observer: AttemptObserver | None = None  # set by `app.observability.wiring.wire`
     subscriptions: RedisSubscriptionBus | None = None  # None: the SDK's in-process bus (one replica)
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 
@@ -115,9 +114,6 @@ class Services:
                 group.start_soon(bus.run)
 
             services.on_startup(run_bus)
-        from app.observability import wire  # metrics and traces of MCP messages, upstreams, breakers, Redis
-
-        wire(services)
         return services
 
     def on_startup(self, hook: Callable[[AsyncExitStack], Awaitable[None]]) -> None:

@@ -22,6 +22,7 @@ from app.auth.setup import build_auth
 from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
+from app.observability.mcp_metrics import McpObserver
 from app.packs import load_packs
 from app.services import Services
 from app.settings import Settings
@@ -69,7 +70,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def build_mcp_server(services: Services) -> MCPServer[Any]:
+def build_mcp_server(services: Services, observer: McpObserver | None) -> MCPServer[Any]:
     settings = services.settings
     auth, token_verifier = build_auth(settings, services.health)
     server: MCPServer[Any] = MCPServer(
@@ -80,13 +81,19 @@ def build_mcp_server(services: Services) -> MCPServer[Any]:
         log_level=settings.log_level,
         request_state_security=request_state_security(settings),
         cache_hints=cache_hints(settings),
-        middleware=build_chain(services),
+        middleware=build_chain(
+            settings,
+            services.policies,
+            rate_limiter=services.rate_limiter,
+            idempotency=services.backend.idempotency,
+            cache=services.cache,
+            observer=observer,
+        ),
         auth=auth,
         token_verifier=token_verifier,
         subscriptions=services.subscriptions,
     )
     mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
-    services.server = server
     load_packs(server, services)
     return server
 

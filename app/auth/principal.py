@@ -1,18 +1,19 @@
 """The authenticated caller, as tool code sees it.
 
-Packs isolate data by `Principal.id` and check rights with `Principal.allows`. The ``admin`` scope
-grants every other scope. The guard chain binds the principal of each MCP message; tool code reads
-it with `current_principal()`.
+Packs isolate data by `Principal.id`. The ``admin`` scope grants every other scope. The
+authorization stage decodes the caller once per message (`principal_from_access_token`) and puts
+it on the call context; tool code reads it with `current_principal()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
 from mcp.server.auth.provider import AccessToken
+
+from app.call import current_call
 
 ADMIN_SCOPE = "admin"
 
@@ -25,9 +26,6 @@ class Principal:
     scopes: frozenset[str]
     kind: CredentialKind
     client_id: str | None = None
-
-    def allows(self, scope: str) -> bool:
-        return ADMIN_SCOPE in self.scopes or scope in self.scopes
 
     def missing(self, required: Iterable[str]) -> list[str]:
         """The required scopes this principal lacks, in order (empty when allowed)."""
@@ -42,24 +40,17 @@ class Principal:
 
 # Auth disabled (loopback development only): one local caller with every right.
 ANONYMOUS = Principal(id="anonymous", scopes=frozenset({ADMIN_SCOPE}), kind="anonymous")
-
-_current: ContextVar[Principal | None] = ContextVar("principal", default=None)
+# No verified caller on a served message (not reachable through the HTTP auth layer): refused everything.
+UNAUTHENTICATED = Principal(id="unauthenticated", scopes=frozenset(), kind="anonymous")
 
 
 def current_principal() -> Principal:
     """The caller of the tool being run. Outside a request this is a programming error."""
-    principal = _current.get()
+    call = current_call()
+    principal = call.principal if call is not None else None
     if principal is None:
         raise RuntimeError("no principal bound: current_principal() called outside an MCP request")
     return principal
-
-
-def bind_principal(principal: Principal | None) -> object:
-    return _current.set(principal)
-
-
-def unbind_principal(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]
 
 
 def principal_from_access_token(token: AccessToken) -> Principal:

@@ -1,8 +1,11 @@
 """Request ids, trace context, HTTP metrics and the access line, in one pass over each request.
 
-The request id comes from ``X-Request-Id`` when a proxy set a sane one, else it is minted; it is
-echoed on the response, stored on ``scope["state"]`` (the MCP middleware re-binds it inside the
-SDK's handler task) and set in the contextvar for log lines made in this task.
+Each request gets its call context (`app.call`) here: the request id (from ``X-Request-Id`` when
+a proxy set a sane one, else minted; echoed on the response), the HTTP-level span context and
+whether this edge writes the access line. It is stored on ``scope["state"]`` (the MCP stages
+find it there) and bound to the contextvar for log lines made in this task. After the app
+returns, the edge reads back what the MCP stages recorded: the retry hint of a refusal (a
+``Retry-After`` header when the response has not started) and the MCP access line.
 
 While tracing is on (`app.observability.tracing`), the W3C ``traceparent`` (and ``tracestate``,
 ``baggage``) of the request headers is made the current context, so the SDK's per-message MCP
@@ -14,16 +17,16 @@ SERVER span of its own (the MCP span's parent); off by default, because a span c
 ``/metrics`` are not traced (instrumentation is suppressed for them, so their Redis pings make no
 spans either). With tracing off none of this runs.
 
-One access line per request: for ``/mcp`` the MCP message served within hands its line to the
-edge (`AccessLine`), which adds the HTTP fields and writes it on the MCP access logger; other
+One access line per request: for ``/mcp`` the MCP message served within leaves its line on the
+call context, and the edge adds the HTTP fields and writes it on the MCP access logger; other
 requests (and ``/mcp`` requests that carried no MCP request: refusals, notifications, streams)
-get the HTTP line. For ``/mcp`` requests the edge also leaves the app's `McpObserver` on
-``scope["state"]``: the request-scope stage of the MCP chain finds it there.
+get the HTTP line.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextvars import Token
 from typing import Any
@@ -34,19 +37,13 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.call import STATE_KEY, CallContext, bind, unbind
 from app.log import access_fields
 from app.metrics import Metrics, route_label
 from app.observability import tracing
-from app.observability.mcp_metrics import (
-    ACCESS_LINE_STATE_KEY,
-    HTTP_SPAN_STATE_KEY,
-    OBSERVER_STATE_KEY,
-    PENDING_LINE,
-    AccessLine,
-)
-from app.observability.mcp_metrics import access_logger as mcp_access_logger
-from app.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from app.request_ids import REQUEST_ID_HEADER, accept_request_id
 
+mcp_access_logger = logging.getLogger("mcp_service.mcp")
 access_logger = logging.getLogger("mcp_service.access")
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
@@ -80,16 +77,11 @@ class ObserveMiddleware:
                     carrier = {}
                 carrier[_PROPAGATION_HEADERS[key]] = value.decode("latin-1")
         request_id = accept_request_id(incoming)
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        token = request_id_var.set(request_id)
         route = route_label(scope["path"])
         log_line = self.access_log and (self.log_quiet_routes or route not in _QUIET_ROUTES)
-        if route == "/mcp":
-            if self.metrics.mcp_observer is not None:
-                state[OBSERVER_STATE_KEY] = self.metrics.mcp_observer
-            if log_line:
-                state[ACCESS_LINE_STATE_KEY] = PENDING_LINE
+        call = CallContext(request_id=request_id, edge_logs=log_line and route == "/mcp")
+        scope.setdefault("state", {})[STATE_KEY] = call
+        token = bind(call)
         method: str = scope["method"] if scope["method"] in _HTTP_METHODS else "_OTHER"
         status = 500
         started = time.perf_counter()
@@ -99,16 +91,15 @@ class ObserveMiddleware:
         context_token = None
         tracer = tracing.active_tracer()
         if tracer is not None:
-            span, context_token = self._trace(tracer, route, method, scope, state, carrier)
+            span, context_token = self._trace(tracer, route, method, scope, call, carrier)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [*message.get("headers", ()), header]
-                retry_after = state.get("retry_after_seconds")  # left by the rate limiter
-                if retry_after is not None:
-                    headers.append((b"retry-after", str(retry_after).encode()))
+                if call.retry_after_ms is not None:  # a refusal with a retry hint, recorded by the error boundary
+                    headers.append((b"retry-after", str(math.ceil(call.retry_after_ms / 1000)).encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -129,7 +120,7 @@ class ObserveMiddleware:
                 histogram = self._durations[route] = metrics.http_duration.labels(route)
             histogram.observe(elapsed)
             if log_line:
-                _log(scope, state, method, route, status, elapsed)
+                _log(scope, call, method, route, status, elapsed)
             if context_token is not None:
                 otel_context.detach(context_token)
             if span is not None:
@@ -138,7 +129,7 @@ class ObserveMiddleware:
                     span.set_attribute("error.type", str(status))
                     span.set_status(StatusCode.ERROR)
                 span.end()
-            request_id_var.reset(token)
+            unbind(token)
 
     def _trace(
         self,
@@ -146,7 +137,7 @@ class ObserveMiddleware:
         route: str,
         method: str,
         scope: Scope,
-        state: dict[str, Any],
+        call: CallContext,
         carrier: dict[str, str] | None,
     ) -> tuple[trace.Span | None, Token[otel_context.Context] | None]:
         """The HTTP span (if configured) or just the caller's context, made current for the app."""
@@ -161,7 +152,7 @@ class ObserveMiddleware:
             # a `_meta` traceparent takes precedence).
             remote = trace.get_current_span(parent).get_span_context()
             if remote.is_valid:
-                state[HTTP_SPAN_STATE_KEY] = remote
+                call.http_span = remote
             return None, otel_context.attach(parent)
         span = tracer.start_span(
             f"{method} {route}",
@@ -172,25 +163,25 @@ class ObserveMiddleware:
                 "http.route": route,
                 "url.scheme": scope.get("scheme", "http"),
                 "network.protocol.version": scope.get("http_version", "1.1"),
-                "mcp_service.request_id": state["request_id"],
+                "mcp_service.request_id": call.request_id or "",
             },
         )
-        state[HTTP_SPAN_STATE_KEY] = span.get_span_context()
+        call.http_span = span.get_span_context()
         return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
 
-def _log(scope: Scope, state: dict[str, Any], method: str, route: str, status: int, elapsed: float) -> None:
+def _log(scope: Scope, call: CallContext, method: str, route: str, status: int, elapsed: float) -> None:
     """One line per request: the MCP message's line with the HTTP fields added, or the HTTP line alone."""
     client = (scope.get("client") or ("-",))[0]
-    line = state.pop(ACCESS_LINE_STATE_KEY, None)
-    if isinstance(line, AccessLine):
-        fields = line.fields
+    line = call.log_line
+    if line is not None:
+        level, message, fields = line
         fields["http_method"] = method
         fields["path"] = route
         fields["status"] = status
         fields["http_duration_ms"] = round(elapsed * 1000, 3)
         fields["client"] = client
-        mcp_access_logger.log(line.level, "%s", line.message, extra=access_fields(fields))
+        mcp_access_logger.log(level, "%s", message, extra=access_fields(fields))
         return
     fields = {
         "http_method": method,

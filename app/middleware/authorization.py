@@ -1,10 +1,10 @@
-"""Per-tool, per-resource and per-prompt authorization, and the principal binding for tool code.
+"""Per-tool, per-resource and per-prompt authorization; the caller onto the call context.
 
 The SDK's HTTP auth has already answered 401/403 for missing or refused credentials; here the
-verified caller becomes a `Principal`, lists are filtered to what it may use, and a call to
-anything else is refused before the handler runs: a tool call with a PERMISSION_DENIED result,
-a resource read or prompt get with a JSON-RPC error, both naming the missing scope. Items without
-a declared policy (e.g. added at run time) need ``admin``.
+verified caller becomes a `Principal` (decoded once, kept on the call context for every later
+reader), lists are filtered to what it may use, and a call to anything else is refused before the
+handler runs with PERMISSION_DENIED naming the missing scope (the error boundary shapes the
+answer). Items without a declared policy need ``admin`` (the policy registry's rule).
 """
 
 from __future__ import annotations
@@ -16,29 +16,21 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from pydantic import BaseModel
 
-from app.auth.principal import (
-    ADMIN_SCOPE,
-    ANONYMOUS,
-    Principal,
-    bind_principal,
-    principal_from_access_token,
-    unbind_principal,
-)
+from app.auth.principal import ANONYMOUS, UNAUTHENTICATED, Principal, principal_from_access_token
+from app.call import current_call
 from app.errors import ErrorCode, ServiceError
-from app.middleware.results import error_result
-from app.policy import Policies
-
-_UNDECLARED = (ADMIN_SCOPE,)
+from app.policy import ADMIN_ONLY, Policies
 
 
-def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool) -> Principal | None:
+def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool) -> Principal:
+    """The verified caller; with no verified user (a message not served through the HTTP auth layer) nobody."""
     if auth_disabled:
         return ANONYMOUS
     request = ctx.request
-    user = getattr(request, "scope", {}).get("user") if request is not None else None
+    user = request.scope.get("user") if request is not None else None
     if isinstance(user, AuthenticatedUser):
         return principal_from_access_token(user.access_token)
-    return None
+    return UNAUTHENTICATED
 
 
 def _name(params: Mapping[str, Any] | None, key: str) -> str | None:
@@ -61,32 +53,26 @@ class AuthorizationMiddleware:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         principal = _principal_of(ctx, self.auth_disabled)
-        if principal is None:  # no HTTP request (not served here) or no verified user: refuse everything
-            principal = Principal(id="unauthenticated", scopes=frozenset(), kind="anonymous")
-        token = bind_principal(principal)
-        try:
-            return await self._authorize(ctx, call_next, principal)
-        finally:
-            unbind_principal(token)
-
-    async def _authorize(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, principal: Principal
-    ) -> HandlerResult:
+        call = current_call()
+        if call is not None:
+            call.principal = principal
         method = ctx.method
         if method == "tools/call":
             name = _name(ctx.params, "name") or ""
             policy = self.policies.tool(name)
-            missing = principal.missing(policy.scopes if policy else _UNDECLARED)
+            if call is not None:
+                call.policy = policy
+            missing = principal.missing(policy.scopes)
             if missing:
-                return error_result(denied(missing, f"tool {name!r}"))
+                raise denied(missing, f"tool {name!r}")
         elif method == "resources/read":
             uri = _name(ctx.params, "uri") or ""
-            missing = principal.missing(self.policies.resource_scopes(uri) or _UNDECLARED)
+            missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
             if missing:
                 raise denied(missing, "this resource")
         elif method == "prompts/get":
             name = _name(ctx.params, "name") or ""
-            missing = principal.missing(self.policies.prompt_scopes(name) or _UNDECLARED)
+            missing = principal.missing(self.policies.prompt_scopes(name) or ADMIN_ONLY)
             if missing:
                 raise denied(missing, f"prompt {name!r}")
         result = await call_next(ctx)
@@ -108,13 +94,13 @@ class AuthorizationMiddleware:
         if not isinstance(items, list):
             return result
         required = self._required_for(method)
-        kept = [item for item in items if not principal.missing(required(str(item.get(key, ""))) or _UNDECLARED)]
+        kept = [item for item in items if not principal.missing(required(str(item.get(key, ""))) or ADMIN_ONLY)]
         return {**body, field: kept}
 
     def _required_for(self, method: str) -> Callable[[str], tuple[str, ...] | None]:
         policies = self.policies
         if method == "tools/list":
-            return lambda name: _scopes(policies.tool(name))
+            return lambda name: policies.tool(name).scopes
         if method == "resources/list":
             return policies.resource_scopes
         if method == "resources/templates/list":
@@ -130,7 +116,3 @@ _LISTINGS = {
     "resources/templates/list": ("resourceTemplates", "uriTemplate"),
     "prompts/list": ("prompts", "name"),
 }
-
-
-def _scopes(policy: Any) -> tuple[str, ...]:
-    return policy.scopes if policy is not None else _UNDECLARED

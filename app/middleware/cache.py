@@ -19,32 +19,22 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, CacheStore
-from app.middleware.calls import (
-    IDEMPOTENCY_ARGUMENT,
-    META_KEY,
-    as_dict,
-    current_record,
-    is_final_success,
-    tool_call,
-    with_meta,
-)
-from app.policy import Policies, render_tags
+from app.call import current_call
+from app.middleware.results import as_dict, is_final_success, with_meta
+from app.policy import IDEMPOTENCY_ARGUMENT, META_KEY, render_tags
 
 logger = logging.getLogger(__name__)
 
 
 class CacheMiddleware:
-    def __init__(self, cache: CacheStore, policies: Policies) -> None:
+    def __init__(self, cache: CacheStore) -> None:
         self.cache = cache
-        self.policies = policies
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method != "tools/call":
-            return await call_next(ctx)
-        call = tool_call(ctx.params, ctx.protocol_version)
-        policy = self.policies.tool(call.name)
-        if policy is None:
+        call = current_call()
+        policy = call.policy if call is not None else None
+        if ctx.method != "tools/call" or call is None or policy is None:
             return await call_next(ctx)
         principal = current_principal()
         if policy.invalidates:
@@ -56,22 +46,18 @@ class CacheMiddleware:
             return await call_next(ctx)
         scope = "public" if policy.cache_public else principal.id
         key = "result:" + call.fingerprint(call.era, scope, without=(IDEMPOTENCY_ARGUMENT,))
-        record = current_record()
         cached = await self._get(key)
         if cached is not None:
-            if record is not None:
-                record.cache = "hit"
+            call.cache = "hit"
             return with_meta(cached, cache="hit")
         inflight = self._inflight.get(key)
         if inflight is not None:
             shared = await _follow(inflight)
             if shared is not None:
-                if record is not None:
-                    record.cache = "coalesced"
+                call.cache = "coalesced"
                 return with_meta(shared, cache="coalesced")
             # The leader failed or was cancelled: this call runs on its own below.
-        if record is not None:
-            record.cache = "miss"
+        call.cache = "miss"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:

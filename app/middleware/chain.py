@@ -3,16 +3,18 @@
 The MCP span (`app.observability.mcp_span`, at the place of the SDK's own) and the SDK's
 request-state boundary run outside these. Ours, top to bottom, each in its own module:
 
-1. request scope   request id into logs, a CallRecord of what the stages decide, the outcome
-2. authorization   the principal; lists filtered, calls refused without the scopes
-3. rate limit      token bucket per principal (and tool), shared by the fleet through Redis
-4. idempotency     write tools: a retried idempotency key replays the first result
-5. cache           read-only tools: shared, per-tenant result cache with coalescing; writes invalidate
-6. deadline        per-tool timeout and concurrency limit
-7. tool errors     argument validation, ServiceError and crashes as structured results
+1. request scope   the call context bound for the message; metrics, span attributes, access line
+2. error boundary  every failure below becomes the answer here, once; the outcome is recorded
+3. authorization   the principal onto the call context; lists filtered, calls refused without scopes
+4. rate limit      token bucket per principal (and tool), shared by the fleet through Redis
+5. idempotency     write tools: a retried idempotency key replays the first result
+6. cache           read-only tools: shared, per-tenant result cache with coalescing; writes invalidate
+7. deadline        per-tool timeout and concurrency limit
+8. arguments       the tool's arguments checked against its own model, answered field by field
 then the tool itself (the SDK's handler).
 
-Tools only declare policy (`app.policy.ToolPolicy`); these stages enforce it.
+Tools only declare policy (`app.policy.ToolPolicy`); these stages enforce it and raise; only the
+boundary answers.
 """
 
 from __future__ import annotations
@@ -21,30 +23,41 @@ from typing import Any
 
 from mcp.server.context import ServerMiddleware
 
+from app.backends import CacheStore, IdempotencyStore, RateLimitStore
+from app.middleware.arguments import ArgumentsMiddleware
 from app.middleware.authorization import AuthorizationMiddleware
+from app.middleware.boundary import ErrorBoundaryMiddleware
 from app.middleware.cache import CacheMiddleware
 from app.middleware.deadline import DeadlineMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_scope import RequestScopeMiddleware
-from app.middleware.tool_errors import ToolErrorsMiddleware
-from app.services import Services
+from app.observability.mcp_metrics import McpObserver
+from app.policy import Policies
+from app.settings import Settings
 
 
-def build_chain(services: Services) -> list[ServerMiddleware[Any]]:
-    settings = services.settings
+def build_chain(
+    settings: Settings,
+    policies: Policies,
+    *,
+    rate_limiter: RateLimitStore,
+    idempotency: IdempotencyStore,
+    cache: CacheStore,
+    observer: McpObserver | None,
+) -> list[ServerMiddleware[Any]]:
     return [
-        RequestScopeMiddleware(),
-        AuthorizationMiddleware(services.policies, auth_disabled=settings.auth_disabled),
-        RateLimitMiddleware(services.rate_limiter, services.policies, settings),
+        RequestScopeMiddleware(observer),
+        ErrorBoundaryMiddleware(),
+        AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled),
+        RateLimitMiddleware(rate_limiter, settings),
         IdempotencyMiddleware(
-            services.backend.idempotency,
-            services.policies,
+            idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
             lock_seconds=settings.idempotency_lock_seconds,
             wait_seconds=settings.idempotency_wait_seconds,
         ),
-        CacheMiddleware(services.cache, services.policies),
-        DeadlineMiddleware(services.policies, default_timeout_seconds=settings.tool_timeout_seconds),
-        ToolErrorsMiddleware(services),
+        CacheMiddleware(cache),
+        DeadlineMiddleware(default_timeout_seconds=settings.tool_timeout_seconds),
+        ArgumentsMiddleware(policies),
     ]

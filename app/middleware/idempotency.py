@@ -19,10 +19,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, IdempotencyStore, best_effort
+from app.call import CallContext, current_call
 from app.errors import ErrorCode, ServiceError, conflict
-from app.middleware.calls import IDEMPOTENCY_ARGUMENT, as_dict, current_record, is_final_success, tool_call, with_meta
-from app.middleware.results import error_result
-from app.policy import Policies
+from app.middleware.results import as_dict, is_final_success, with_meta
+from app.policy import IDEMPOTENCY_ARGUMENT
 
 MAX_KEY_CHARS = 200
 
@@ -31,85 +31,71 @@ class IdempotencyMiddleware:
     def __init__(
         self,
         store: IdempotencyStore,
-        policies: Policies,
         *,
         ttl_seconds: float,
         lock_seconds: float,
         wait_seconds: float,
     ) -> None:
         self.store = store
-        self.policies = policies
         self.ttl = ttl_seconds
         self.lock = lock_seconds
         self.wait = wait_seconds
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method != "tools/call":
+        call = current_call()
+        if ctx.method != "tools/call" or call is None or call.policy is None or not call.policy.idempotent_write:
             return await call_next(ctx)
-        call = tool_call(ctx.params, ctx.protocol_version)
-        policy = self.policies.tool(call.name)
         idem_key = call.arguments.get(IDEMPOTENCY_ARGUMENT)
-        if policy is None or not policy.idempotent_write or idem_key is None:
+        if idem_key is None:
             return await call_next(ctx)
         if not isinstance(idem_key, str) or not 1 <= len(idem_key) <= MAX_KEY_CHARS:
-            return error_result(
-                ServiceError(
-                    ErrorCode.VALIDATION_ERROR,
-                    f"{IDEMPOTENCY_ARGUMENT} must be a string of 1-{MAX_KEY_CHARS} characters",
-                    details={"field": IDEMPOTENCY_ARGUMENT},
-                )
+            raise ServiceError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{IDEMPOTENCY_ARGUMENT} must be a string of 1-{MAX_KEY_CHARS} characters",
+                details={"field": IDEMPOTENCY_ARGUMENT},
             )
         principal = current_principal()
-        key = f"{principal.id}:{call.name}:{idem_key}"
+        key = f"{principal.id}:{call.tool}:{idem_key}"
         fingerprint = call.fingerprint(principal.id, call.era, without=(IDEMPOTENCY_ARGUMENT,))
-        record = current_record()
         try:
-            return await self._run(ctx, call_next, key, fingerprint, record)
+            return await self._run(ctx, call_next, call, key, fingerprint)
         except BackendUnavailable:
-            return error_result(
-                ServiceError(
-                    ErrorCode.UNAVAILABLE,
-                    "the idempotency store is unreachable; the write was not attempted",
-                    retry_after_ms=1000,
-                )
-            )
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                "the idempotency store is unreachable; the write was not attempted",
+                retry_after_ms=1000,
+            ) from None
 
     async def _run(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, key: str, fingerprint: str, record: Any
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, call: CallContext, key: str, fingerprint: str
     ) -> HandlerResult:
         begin = await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
         waited = 0.0
         delay = 0.05
+        # Polling, not retrying: "in progress" is an answer, not a failure, so this is no backoff loop
+        # for stamina; it waits for the first call to finish, within `wait`.
         while begin.status == "in_progress" and waited < self.wait:
             await anyio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
             begin = await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
         if begin.status == "completed" and begin.result is not None:
-            if record is not None:
-                record.idempotency = "replay"
+            call.idempotency = "replay"
             stored: dict[str, Any] = json.loads(begin.result)
             return with_meta(stored, replay=True)
         if begin.status == "mismatch":
-            if record is not None:
-                record.idempotency = "conflict"
-            return error_result(
-                conflict(
-                    f"{IDEMPOTENCY_ARGUMENT} was already used for another call (different arguments, or the same "
-                    "call in the other protocol era, whose answer has another shape)",
-                    field=IDEMPOTENCY_ARGUMENT,
-                )
+            call.idempotency = "conflict"
+            raise conflict(
+                f"{IDEMPOTENCY_ARGUMENT} was already used for another call (different arguments, or the same "
+                "call in the other protocol era, whose answer has another shape)",
+                field=IDEMPOTENCY_ARGUMENT,
             )
         if begin.status == "in_progress":
-            if record is not None:
-                record.idempotency = "in_progress"
-            return error_result(
-                conflict(
-                    "a call with this idempotency_key is still running", retryable=True, field=IDEMPOTENCY_ARGUMENT
-                )
+            call.idempotency = "in_progress"
+            raise conflict(
+                "a call with this idempotency_key is still running", retryable=True, field=IDEMPOTENCY_ARGUMENT
             )
-        if record is not None:
-            record.idempotency = "new"
+        call.idempotency = "new"
         try:
             result = await call_next(ctx)
         except BaseException:

@@ -1,25 +1,22 @@
 """Token-bucket rate limiting per principal (optionally per principal and tool), shared by the fleet.
 
 The bucket lives in the backend (one Redis Lua script: exact across replicas, clocked by Redis);
-`ResilientRateLimiter` applies the configured policy while Redis is down. A refusal is a
-RATE_LIMITED result with ``retry_after_ms``; the value is also left on the HTTP request so the
-edge can add a ``Retry-After`` header when the response has not started yet (JSON responses and
-quick 2026-07-28 answers; an SSE stream has already sent its headers).
+`ResilientRateLimiter` applies the configured policy while Redis is down. A refusal raises
+RATE_LIMITED with ``retry_after_ms``; the error boundary shapes the answer and records the hint on
+the call context, from which the edge adds a ``Retry-After`` header when the response has not
+started yet (JSON responses and quick 2026-07-28 answers; an SSE stream has already sent its headers).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
 from app.backends import RateLimitStore
+from app.call import current_call
 from app.errors import ErrorCode, ServiceError
-from app.middleware.calls import current_record
-from app.middleware.results import error_result
-from app.policy import Policies
 from app.settings import RateTier, Settings
 
 LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
@@ -27,9 +24,8 @@ TIER_SCOPE_PREFIX = "tier:"
 
 
 class RateLimitMiddleware:
-    def __init__(self, limiter: RateLimitStore, policies: Policies, settings: Settings) -> None:
+    def __init__(self, limiter: RateLimitStore, settings: Settings) -> None:
         self.limiter = limiter
-        self.policies = policies
         self.per_tool = settings.rate_limit_per_tool
         self.default_tier = RateTier(
             capacity=settings.rate_limit_capacity, refill_per_second=settings.rate_limit_refill_per_second
@@ -48,29 +44,23 @@ class RateLimitMiddleware:
         if ctx.method not in LIMITED_METHODS:
             return await call_next(ctx)
         principal = current_principal()
+        call = current_call()
         tier = self._tier(principal.scopes)
         name = (ctx.params or {}).get("name") if ctx.method != "resources/read" else None
-        policy = self.policies.tool(name) if ctx.method == "tools/call" and isinstance(name, str) else None
-        cost = min(policy.cost if policy else 1.0, tier.capacity)
+        policy = call.policy if call is not None else None
+        cost = min(policy.cost if policy is not None else 1.0, tier.capacity)
         key = f"{principal.id}:{name}" if self.per_tool and isinstance(name, str) else principal.id
         decision = await self.limiter.acquire(
             key, capacity=tier.capacity, refill_per_second=tier.refill_per_second, cost=cost
         )
-        record = current_record()
-        if record is not None:
-            record.rate_limit = "allowed" if decision.allowed else "limited"
-            record.rate_limit_source = decision.source
+        if call is not None:
+            call.rate_limit = "allowed" if decision.allowed else "limited"
+            call.rate_limit_source = decision.source
         if decision.allowed:
             return await call_next(ctx)
-        error = ServiceError(
+        raise ServiceError(
             ErrorCode.RATE_LIMITED,
             "rate limited",
             retry_after_ms=decision.retry_after_ms,
             details={"limit": tier.capacity, "refill_per_second": tier.refill_per_second},
         )
-        request = ctx.request
-        if request is not None:
-            request.scope.setdefault("state", {})["retry_after_seconds"] = math.ceil(decision.retry_after_ms / 1000)
-        if ctx.method == "tools/call":
-            return error_result(error)
-        raise error

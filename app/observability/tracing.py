@@ -25,8 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -170,23 +168,3 @@ def _redis_request_hook(span: trace.Span, instance: Any, args: Any, kwargs: Any)
     operation = backend_operation.get()
     if operation is not None and span.is_recording():
         span.set_attribute("mcp_service.backend.operation", operation)
-
-
-@contextmanager
-def backend_operation_scope(operation: str) -> Iterator[None]:
-    """Mark the Redis commands issued inside with the backend operation (only used while tracing)."""
-    token = backend_operation.set(operation)
-    try:
-        yield
-    finally:
-        backend_operation.reset(token)
-
-
-def current_ids() -> tuple[str, str] | None:
-    """(trace_id, span_id) in W3C hex of the current span, for log lines; None outside a sampled span."""
-    if _state.tracer is None:
-        return None
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid or not context.trace_flags.sampled:
-        return None  # ids of a trace nobody records would lead nowhere
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")

@@ -1,9 +1,12 @@
-"""`wire`: one app's services connected to its metrics, access log and the process's tracing."""
+"""`wire`: one app's services connected to its metrics, access log and the process's tracing.
+
+Observability depends on the services it observes, never the reverse: the app factory calls
+`wire` once the services exist and hands the MCP observer it returns to the chain.
+"""
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
 
 from app import __version__
 from app.backends import RedisBackend
@@ -12,25 +15,23 @@ from app.observability import tracing
 from app.observability.backend import instrument_redis
 from app.observability.mcp_metrics import McpObserver
 from app.observability.upstream import BreakerMetrics, UpstreamObserver
-
-if TYPE_CHECKING:
-    from app.services import Services
+from app.services import Services
 
 
-def wire(services: Services) -> None:
-    """Connect one app's services to its metrics (and the process's tracing, configured once)."""
+def wire(services: Services) -> McpObserver:
+    """Connect one app's services to its metrics (and the process's tracing, configured once);
+    the per-message observer for the request-scope stage is returned."""
     settings = services.settings
     metrics = services.metrics
     tracing.configure_tracing(__version__, redis_commands=settings.trace_redis_commands)
-    metrics.mcp_observer = McpObserver(
+    observer = McpObserver(
         metrics,
         services.policies,
-        auth_disabled=settings.auth_disabled,
         access_log=settings.mcp_access_log,
         access_log_level=settings.mcp_access_log_level,
         principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0,
     )
-    metrics.upstream_observer = UpstreamObserver(metrics, BreakerMetrics(metrics, services.breakers))
+    services.upstream_observer = UpstreamObserver(metrics, BreakerMetrics(metrics, services.breakers))
     if isinstance(services.backend, RedisBackend):
         instrument_redis(services.backend, metrics)
 
@@ -52,3 +53,4 @@ def wire(services: Services) -> None:
             stack.callback(tracing.force_flush)
 
         services.on_startup(flush_at_shutdown)
+    return observer

@@ -24,8 +24,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
+from app.errors import contain_crashes
 from app.policy import ToolPolicy
 from app.services import Services
 
@@ -90,14 +92,17 @@ class Pack:
 
         def decorate(fn: F) -> F:
             self.server.add_tool(
-                fn,
+                contain_crashes(fn, name),
                 name=name,
                 title=title,
                 description=description,
                 annotations=annotations,
                 structured_output=structured_output,
             )
-            self.services.policies.declare_tool(name, policy)
+            # The SDK's own argument model for this function (public API), so the error boundary can
+            # report invalid arguments field by field without echoing values.
+            validator = Tool.from_function(fn, name=name, structured_output=structured_output).fn_metadata
+            self.services.policies.declare_tool(name, policy, validator.validate_arguments)
             return fn
 
         return decorate

@@ -29,15 +29,13 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.backends import BackendUnavailable, CacheStore
-from app.errors import ErrorCode, ServiceError
+from app.errors import SPECS, ErrorCode, ServiceError
 
 M = TypeVar("M", bound=BaseModel)
 Clock = Callable[[], float]
 
 # Failures that say "the upstream cannot answer now", as opposed to "your question is wrong".
-FALLBACK_CODES = frozenset(
-    {ErrorCode.UPSTREAM_UNAVAILABLE, ErrorCode.TIMEOUT, ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE}
-)
+FALLBACK_CODES = frozenset(code for code, spec in SPECS.items() if spec.upstream_down)
 
 KEY_PREFIX = "stale:"
 log = logging.getLogger(__name__)
@@ -124,12 +122,12 @@ class LastGoodStore:
         try:
             value = await fetch()
         except ServiceError as exc:
-            if exc.code not in fallback_on:
+            if exc.error_code not in fallback_on:
                 raise
             kept = await self.recall(parts, model)
             if kept is None:
                 raise
-            log.warning("serving a stale answer from %s after %s", self.namespace, exc.code.value)
+            log.warning("serving a stale answer from %s after %s", self.namespace, exc.error_code.value)
             return Outcome(kept[0], kept[1], stale=True, error=exc)
         as_of = datetime.fromtimestamp(self._clock(), UTC)
         await self.remember(parts, value, as_of=as_of)

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from app.middleware.calls import META_KEY
+from app.policy import META_KEY
 from tests.conftest import ServiceFactory
 from tests.support.fake_github import (
     FakeGitHub,

@@ -21,7 +21,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, TextContent, TextResourceContents
 
 from app.auth.api_keys import digest, new_key
-from app.middleware.calls import META_KEY
+from app.policy import META_KEY
 from tests.conftest import ServiceFactory
 from tests.support.redis_server import RedisServer
 from tests.support.service import ServiceProcess

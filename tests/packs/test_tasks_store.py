@@ -196,7 +196,7 @@ async def test_unreachable_redis_is_backend_unavailable() -> None:
             await store.create("o", draft(), actor="o", max_tasks=10)
         with pytest.raises(ServiceError) as raised, task_errors("t_aaaaaaaaaaaaaaaa"):
             await store.get("o", "t_aaaaaaaaaaaaaaaa")
-        assert raised.value.code is ErrorCode.UNAVAILABLE
+        assert raised.value.error_code is ErrorCode.UNAVAILABLE
         assert raised.value.retryable is True
     finally:
         await backend.close()

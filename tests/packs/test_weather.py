@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from app.middleware.calls import META_KEY
+from app.policy import META_KEY
 from tests.conftest import ServiceFactory
 from tests.support.fake_http import Reply, unused_port
 from tests.support.fake_open_meteo import FakeOpenMeteo, unavailable

@@ -83,7 +83,7 @@ async def test_zero_ttl_turns_the_fallback_off() -> None:
     assert len(cache) == 0
     with pytest.raises(ServiceError) as caught:
         await store.fetch_or_recall(("oslo",), _failing(unavailable()), Answer)
-    assert caught.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert caught.value.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 async def test_fetch_success_is_fresh_and_remembered() -> None:

@@ -123,7 +123,7 @@ async def test_a_body_that_is_not_json_is_an_upstream_failure(fake: FakeHTTPServ
     response = await client.request("GET", "/html")
     with pytest.raises(ServiceError) as caught:
         response.json()
-    assert caught.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert caught.value.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 async def test_absolute_urls_are_refused(client: UpstreamClient) -> None:
@@ -143,7 +143,7 @@ async def test_oversized_responses_are_refused(fake: FakeHTTPServer, breaker: Ci
     fake.route("/big", Reply.text("x" * 5000))
     async with UpstreamClient(NAME, fake.base_url, breaker=breaker, max_response_bytes=1000) as client:
         error = await expect_error(client, "GET", "/big")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert error.details["error"] == "response_too_large"
 
 
@@ -161,7 +161,7 @@ async def test_503_is_retried_until_it_succeeds(fake: FakeHTTPServer, client: Up
 async def test_retries_stop_at_max_attempts(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/down", Reply.json({"message": "Service Unavailable"}, 503))
     error = await expect_error(client, "GET", "/down")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert error.retryable
     assert error.details == {"upstream": NAME, "status": 503}
     assert fake.count("/down") == 3
@@ -181,14 +181,14 @@ async def test_4xx_is_never_retried(fake: FakeHTTPServer, client: UpstreamClient
 async def test_500_is_not_retried(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/boom", Reply.json({}, 500))
     error = await expect_error(client, "GET", "/boom")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert fake.count("/boom") == 1
 
 
 async def test_post_is_not_retried_unless_declared_idempotent(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.fail_then("/issues", failures=1, success=Reply.json({"id": 1}, 201))
     error = await expect_error(client, "POST", "/issues", json={"title": "x"})
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert fake.count("/issues") == 1
 
     fake.fail_then("/search", failures=1, success=Reply.json({"hits": []}))
@@ -225,7 +225,7 @@ async def test_connection_refused_is_retried_then_unavailable(breaker: CircuitBr
     observer = Attempts()
     async with UpstreamClient(NAME, f"http://127.0.0.1:{unused_port()}", breaker=breaker, observer=observer) as client:
         error = await expect_error(client, "GET", "/anything")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert error.retryable
     assert error.details == {"upstream": NAME, "error": "connect_error"}
     assert observer.outcomes == ["connect_error"] * 3
@@ -258,7 +258,7 @@ async def test_total_timeout_bounds_a_slow_upstream(fake: FakeHTTPServer, breake
         started = time.monotonic()
         error = await expect_error(client, "GET", "/slow")
         elapsed = time.monotonic() - started
-    assert error.code is ErrorCode.TIMEOUT
+    assert error.error_code is ErrorCode.TIMEOUT
     assert error.retryable
     assert error.details == {"upstream": NAME}
     assert elapsed < 5
@@ -273,7 +273,7 @@ async def test_total_timeout_bounds_retries_too(fake: FakeHTTPServer, breaker: C
         started = time.monotonic()
         error = await expect_error(client, "GET", "/slow")
         elapsed = time.monotonic() - started
-    assert error.code is ErrorCode.TIMEOUT
+    assert error.error_code is ErrorCode.TIMEOUT
     assert elapsed < 5
     assert 2 <= fake.count("/slow") <= 4  # retried, but only as often as the deadline allowed
     assert set(observer.outcomes) == {"timeout"}
@@ -287,11 +287,11 @@ async def test_breaker_opens_fails_fast_and_recovers(
 ) -> None:
     fake.route("/api", Reply.json({}, 500))
     for _ in range(3):
-        assert (await expect_error(client, "GET", "/api")).code is ErrorCode.UPSTREAM_UNAVAILABLE
+        assert (await expect_error(client, "GET", "/api")).error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert state_of(breaker) == "open"
 
     fast = await expect_error(client, "GET", "/api")
-    assert fast.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert fast.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert fast.retryable
     assert fast.details == {"upstream": NAME, "breaker": "open"}
     assert fast.retry_after_ms == 15_000
@@ -358,7 +358,7 @@ async def test_timeouts_count_against_the_breaker(fake: FakeHTTPServer, breaker:
         NAME, fake.base_url, breaker=breaker, read_timeout=10, total_timeout=0.3, max_attempts=1
     ) as client:
         for _ in range(3):
-            assert (await expect_error(client, "GET", "/slow")).code is ErrorCode.TIMEOUT
+            assert (await expect_error(client, "GET", "/slow")).error_code is ErrorCode.TIMEOUT
     assert state_of(breaker) == "open"
 
 
@@ -369,7 +369,7 @@ async def test_upstream_going_away_and_coming_back(
     await client.request("GET", "/api")  # leaves a pooled keep-alive connection behind
     fake.stop()
     error = await expect_error(client, "GET", "/api")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert state_of(breaker) == "open"
     fake.start()
     clock.advance(15)
@@ -390,7 +390,7 @@ async def test_429_with_a_short_retry_after_is_retried(fake: FakeHTTPServer, cli
 async def test_429_with_a_long_retry_after_is_rate_limited(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/rl", Reply.json({"message": "slow down"}, 429, headers={"retry-after": "120"}))
     error = await expect_error(client, "GET", "/rl")
-    assert error.code is ErrorCode.RATE_LIMITED
+    assert error.error_code is ErrorCode.RATE_LIMITED
     assert error.retryable
     assert error.retry_after_ms == 120_000
     assert fake.count("/rl") == 1
@@ -400,7 +400,7 @@ async def test_429_with_an_http_date(fake: FakeHTTPServer, client: UpstreamClien
     when = formatdate(time.time() + 90, usegmt=True)
     fake.route("/rl", Reply.json({}, 429, headers={"retry-after": when}))
     error = await expect_error(client, "GET", "/rl")
-    assert error.code is ErrorCode.RATE_LIMITED
+    assert error.error_code is ErrorCode.RATE_LIMITED
     assert error.retry_after_ms is not None
     assert 80_000 <= error.retry_after_ms <= 91_000
 
@@ -416,7 +416,7 @@ async def test_github_style_403_rate_limit(fake: FakeHTTPServer, client: Upstrea
         ),
     )
     error = await expect_error(client, "GET", "/repos/octo/hello")
-    assert error.code is ErrorCode.RATE_LIMITED
+    assert error.error_code is ErrorCode.RATE_LIMITED
     assert error.retry_after_ms is not None
     assert 50_000 <= error.retry_after_ms <= 61_000
     assert fake.requests_to("/repos/{owner}/{repo}")[0].path_params == {"owner": "octo", "repo": "hello"}
@@ -425,7 +425,7 @@ async def test_github_style_403_rate_limit(fake: FakeHTTPServer, client: Upstrea
 async def test_503_with_a_long_retry_after_is_not_retried(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/maint", Reply.json({}, 503, headers={"retry-after": "300"}))
     error = await expect_error(client, "GET", "/maint")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert error.retry_after_ms == 300_000
     assert fake.count("/maint") == 1
 
@@ -434,7 +434,7 @@ async def test_503_with_a_long_retry_after_is_not_retried(fake: FakeHTTPServer, 
 async def test_refused_credentials(fake: FakeHTTPServer, client: UpstreamClient, status: int) -> None:
     fake.route("/private", Reply.json({"message": "Bad credentials"}, status))
     error = await expect_error(client, "GET", "/private")
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert not error.retryable
     assert "credentials" in error.message
     assert fake.count("/private") == 1
@@ -443,14 +443,14 @@ async def test_refused_credentials(fake: FakeHTTPServer, client: UpstreamClient,
 async def test_404_is_not_found(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/repos/{owner}/{repo}", Reply.json({"message": "Not Found"}, 404))
     error = await expect_error(client, "GET", "/repos/octo/nope")
-    assert error.code is ErrorCode.NOT_FOUND
+    assert error.error_code is ErrorCode.NOT_FOUND
     assert error.details == {"upstream": NAME, "status": 404}
 
 
 async def test_other_4xx_carries_the_upstreams_short_message(fake: FakeHTTPServer, client: UpstreamClient) -> None:
     fake.route("/v1/forecast", Reply.json({"error": True, "reason": "Latitude must be in range of -90 to 90°."}, 400))
     error = await expect_error(client, "GET", "/v1/forecast", params={"latitude": 500})
-    assert error.code is ErrorCode.VALIDATION_ERROR
+    assert error.error_code is ErrorCode.VALIDATION_ERROR
     assert not error.retryable
     assert error.message == f"{NAME} rejected the request (HTTP 400): Latitude must be in range of -90 to 90°."
 
@@ -484,7 +484,7 @@ async def test_no_secret_in_any_error(fake: FakeHTTPServer, clock: FakeClock, ca
     async with UpstreamClient(NAME, f"http://127.0.0.1:{unused_port()}", headers=auth, breaker=patient) as dead:
         collected.append(await expect_error(dead, "GET", "/x"))
 
-    assert {e.code for e in collected} == {
+    assert {e.error_code for e in collected} == {
         ErrorCode.VALIDATION_ERROR,
         ErrorCode.UPSTREAM_UNAVAILABLE,
         ErrorCode.NOT_FOUND,

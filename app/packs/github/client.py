@@ -58,7 +58,7 @@ class GitHub:
             breaker=self.breaker,
             etag_cache=self._services.etag_cache,
             # Metrics and spans per attempt, when the observability wiring provides them.
-            observer=getattr(self._services.metrics, "upstream_observer", None),
+            observer=self._services.upstream_observer,
             # Contents come base64-encoded in JSON (4/3 of the file) or raw: room for the largest we return.
             max_response_bytes=max(DEFAULT_MAX_RESPONSE_BYTES, settings.github_max_file_bytes * 2),
         )

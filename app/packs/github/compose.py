@@ -108,8 +108,8 @@ def register_compose(pack: Pack, github: GitHub) -> None:
                 await set_external_link(store, principal.id, task_id, LINK, issue["url"], actor=principal.id)
         except ServiceError as exc:
             raise ServiceError(
-                exc.code,
-                f"partial failure: issue {issue['url']} was created but the task was not updated ({exc.message}); "
+                exc.error_code,
+                f"partial failure: issue {issue['url']} was created but the task was not updated ({exc.text}); "
                 "retrying this call links it without opening another issue",
                 retryable=True,
                 details={"issue_url": issue["url"], "issue_number": issue["number"], "task_updated": False},

@@ -429,13 +429,13 @@ def _text(raw: bytes) -> str | None:
 
 def _maybe_written(exc: ServiceError) -> ServiceError:
     """A POST that failed without a clear answer may still have created the issue: say so."""
-    unanswered = exc.code in (ErrorCode.TIMEOUT, ErrorCode.UPSTREAM_UNAVAILABLE) and exc.retryable
+    unanswered = exc.error_code in (ErrorCode.TIMEOUT, ErrorCode.UPSTREAM_UNAVAILABLE) and exc.retryable
     never_sent = "breaker" in exc.details or exc.details.get("error") == "connect_error"
     if not unanswered or never_sent:
         return exc
     return ServiceError(
-        exc.code,
-        f"{exc.message}; the issue may or may not have been created: check list_issues before retrying",
+        exc.error_code,
+        f"{exc.text}; the issue may or may not have been created: check list_issues before retrying",
         retryable=exc.retryable,
         retry_after_ms=exc.retry_after_ms,
         details=exc.details,

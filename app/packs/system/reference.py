@@ -67,7 +67,7 @@ def register(pack: Pack) -> None:
         lines = [f"# Tools of {services.settings.server_name}", ""]
         for tool in sorted(await server.list_tools(), key=lambda t: t.name):
             policy = services.policies.tool(tool.name)
-            scopes = policy.scopes if policy else ("admin",)
+            scopes = policy.scopes
             if principal.missing(scopes):
                 continue
             hints = tool.annotations

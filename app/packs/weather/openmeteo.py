@@ -86,7 +86,7 @@ class OpenMeteo:
                 breaker=breaker,
                 etag_cache=self._services.etag_cache,
                 # Metrics and spans per attempt, when the observability wiring provides them.
-                observer=getattr(self._services.metrics, "upstream_observer", None),
+                observer=self._services.upstream_observer,
             )
             stack.push_async_callback(client.aclose)
             opened.append((client, path))

@@ -11,11 +11,11 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import AfterValidator, Field
 
 from app.errors import ErrorCode, ServiceError
-from app.middleware.calls import META_KEY
 from app.packs.api import Pack
 from app.packs.weather.models import Units, WeatherReport
 from app.packs.weather.openmeteo import FORECAST_DAYS, OpenMeteo
-from app.upstream.stale import FALLBACK_CODES, LastGoodStore, Outcome
+from app.policy import META_KEY
+from app.upstream.stale import LastGoodStore, Outcome
 
 DEFAULT_RETRY_SECONDS = 30  # what to suggest when the upstream did not say how long to wait
 
@@ -84,7 +84,7 @@ def register_tools(pack: Pack, meteo: OpenMeteo) -> None:
         try:
             outcome = await store.fetch_or_recall(key, fetch, WeatherReport)
         except ServiceError as exc:
-            if exc.code not in FALLBACK_CODES:
+            if not exc.spec.upstream_down:
                 raise  # the question is wrong (unknown place, refused input): no old answer fixes that
             raise _no_fallback(location, exc) from None
         return _result(outcome)
@@ -115,14 +115,14 @@ def _no_fallback(location: str, cause: ServiceError) -> ServiceError:
     wait = max(1, math.ceil(wait_ms / 1000))
     return ServiceError(
         ErrorCode.UPSTREAM_UNAVAILABLE,
-        f"weather data is unavailable right now ({cause.message}) and there is no earlier answer for "
+        f"weather data is unavailable right now ({cause.text}) and there is no earlier answer for "
         f"{location!r} to fall back on. Retry in about {wait} s; meanwhile, check a weather website or app "
         "(e.g. open-meteo.com or the national weather service for that country) for current conditions.",
         retryable=True,
         retry_after_ms=wait_ms,
         details={
             **cause.details,
-            "cause": cause.code.value,
+            "cause": cause.error_code.value,
             "alternatives": ["retry later", "a weather website or app", "the national weather service"],
         },
     )

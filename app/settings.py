@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.auth.api_keys import ApiKeyEntry
-from app.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS
+from app.credentials import ASYMMETRIC_ALGORITHMS, ApiKeyEntry
 
 ENV_PREFIX = "MCPS_"
 

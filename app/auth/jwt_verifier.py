@@ -21,12 +21,10 @@ from jwt import PyJWK
 from mcp.server.auth.provider import AccessToken
 
 from app.auth.jwks import JwksCache
+from app.credentials import ASYMMETRIC_ALGORITHMS
 
 logger = logging.getLogger(__name__)
 
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
 MAX_TOKEN_CHARS = 16_384
 
 

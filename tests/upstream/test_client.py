@@ -174,7 +174,7 @@ async def test_retries_stop_at_max_attempts(fake: FakeHTTPServer, client: Upstre
 async def test_4xx_is_never_retried(fake: FakeHTTPServer, client: UpstreamClient, status: int, code: ErrorCode) -> None:
     fake.route("/bad", Reply.json({"message": "Nope"}, status))
     error = await expect_error(client, "GET", "/bad")
-    assert error.code is code
+    assert error.error_code is code
     assert fake.count("/bad") == 1
 
 
@@ -436,7 +436,7 @@ async def test_refused_credentials(fake: FakeHTTPServer, client: UpstreamClient,
     error = await expect_error(client, "GET", "/private")
     assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert not error.retryable
-    assert "credentials" in error.message
+    assert "credentials" in error.text
     assert fake.count("/private") == 1
 
 
@@ -452,11 +452,11 @@ async def test_other_4xx_carries_the_upstreams_short_message(fake: FakeHTTPServe
     error = await expect_error(client, "GET", "/v1/forecast", params={"latitude": 500})
     assert error.error_code is ErrorCode.VALIDATION_ERROR
     assert not error.retryable
-    assert error.message == f"{NAME} rejected the request (HTTP 400): Latitude must be in range of -90 to 90°."
+    assert error.text == f"{NAME} rejected the request (HTTP 400): Latitude must be in range of -90 to 90°."
 
     fake.route("/long", Reply.json({"message": "y" * 1000}, 422))
     long_error = await expect_error(client, "GET", "/long")
-    assert len(long_error.message) < 260
+    assert len(long_error.text) < 260
 
 
 async def test_no_secret_in_any_error(fake: FakeHTTPServer, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:

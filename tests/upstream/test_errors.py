@@ -55,15 +55,15 @@ def test_retry_after_seconds(given: httpx2.Headers, expected: float | None) -> N
 )
 def test_status_mapping(status: int, given: httpx2.Headers, code: ErrorCode, retryable: bool) -> None:
     error = errors.from_status("github", status, given, b"", now=NOW)
-    assert error.code is code
+    assert error.error_code is code
     assert error.retryable is retryable
     assert error.details == {"upstream": "github", "status": status}
 
 
 def test_credentials_refused_is_the_service_not_the_caller() -> None:
     error = errors.from_status("github", 401, headers(), b'{"message": "Bad credentials"}')
-    assert "credentials" in error.message
-    assert "not the caller" in error.message
+    assert "credentials" in error.text
+    assert "not the caller" in error.text
 
 
 def test_rate_limit_carries_the_wait() -> None:
@@ -117,7 +117,7 @@ def test_credentials_are_scrubbed_from_upstream_text() -> None:
 
 def test_breaker_open_error() -> None:
     error = errors.breaker_open("github", "open", 4.2)
-    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.error_code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert error.retryable
     assert error.retry_after_ms == 4200
     assert error.details == {"upstream": "github", "breaker": "open"}

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ def configure_tracing(service_version: str, *, redis_commands: bool = False) -> 
     _state.configured = True
     if not tracing_requested():
         return None
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -106,7 +106,7 @@ def configure_tracing(service_version: str, *, redis_commands: bool = False) -> 
             protocol[:32],
             SUPPORTED_PROTOCOL,
         )
-    provider = TracerProvider(resource=Resource.create(_resource_attributes(service_version)))
+    provider = TracerProvider(resource=_resource(service_version))
     provider.add_span_processor(BatchSpanProcessor(FastOTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     if redis_commands:
@@ -129,18 +129,19 @@ def force_flush(timeout_millis: int = 5000) -> None:
         _state.provider.force_flush(timeout_millis)
 
 
-def _resource_attributes(service_version: str) -> dict[str, Any]:
-    from_env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    named = {part.split("=", 1)[0].strip() for part in from_env.split(",") if "=" in part}
-    attributes: dict[str, Any] = {}
-    # Resource.create lets explicit attributes win over the environment; only fill in what it leaves unset.
-    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name" not in named:
-        attributes["service.name"] = DEFAULT_SERVICE_NAME
-    if "service.version" not in named:
-        attributes["service.version"] = service_version
-    if "service.instance.id" not in named:
-        attributes["service.instance.id"] = str(uuid.uuid4())
-    return attributes
+def _resource(service_version: str) -> Resource:
+    """Our defaults, overridden by whatever ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` say
+    (the SDK's own detector reads them; `Resource.create` would fill ``unknown_service`` first)."""
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+    defaults = Resource(
+        {
+            "service.name": DEFAULT_SERVICE_NAME,
+            "service.version": service_version,
+            "service.instance.id": str(uuid.uuid4()),
+        }
+    )
+    return defaults.merge(OTELResourceDetector().detect())
 
 
 def _safe_endpoint(url: str) -> str:

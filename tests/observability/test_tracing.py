@@ -212,8 +212,9 @@ def test_no_spans_when_disabled_or_not_sampled(
 def test_no_tracing_without_an_endpoint(service_factory: ServiceFactory, packs_env: dict[str, str]) -> None:
     service = service_factory({**packs_env, "MCPS_PACKS": "obs"})
     assert call_tool(service.base_url, "obs_echo", {"text": "x"}).status_code == 200
-    records = service.log_records()
-    lines = [r for r in records if r.get("logger") in ("mcp_service.mcp", "mcp_service.access")]
+    loggers = ("mcp_service.mcp", "mcp_service.access")
+    records = service.records_when(lambda found: any(r.get("logger") in loggers for r in found))
+    lines = [r for r in records if r.get("logger") in loggers]
     assert lines
     assert all("trace_id" not in r and r.get("request_id") for r in lines)
     assert not any("tracing on" in str(r.get("message")) for r in records)

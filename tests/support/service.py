@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,17 @@ class ServiceProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def records_when(
+        self, ready: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The log records once ``ready`` holds for them (lines written after a response may lag it)."""
+        deadline = time.monotonic() + timeout
+        records = self.log_records()
+        while not ready(records) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            records = self.log_records()
+        return records
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []

@@ -6,10 +6,8 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from app import __version__
-from app.backends import RedisBackend
 from app.health import overall
 from app.observability import tracing
-from app.observability.backend import instrument_redis
 from app.observability.mcp_metrics import McpObserver
 from app.observability.upstream import BreakerMetrics, UpstreamObserver
 
@@ -31,8 +29,6 @@ def wire(services: Services) -> None:
         principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0,
     )
     metrics.upstream_observer = UpstreamObserver(metrics, BreakerMetrics(metrics, services.breakers))
-    if isinstance(services.backend, RedisBackend):
-        instrument_redis(services.backend, metrics)
 
     lifecycle = services.lifecycle
     health = services.health

@@ -23,6 +23,8 @@ from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
 from app.log import configure_logging
+from app.metrics import Metrics
+from app.observability.backend import RedisOperationMetrics
 from app.observability.wiring import wire
 from app.services import Services
 from app.settings import Settings
@@ -33,12 +35,13 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
     if configure_logs:
         # Before MCPServer(): its logging.basicConfig is then a no-op.
         configure_logging(settings.log_level, quiet_sdk=settings.stateless)
-    services = Services.create(settings)
+    metrics = Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0)
+    services = Services.create(settings, metrics, backend_observer=RedisOperationMetrics(metrics))
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
     server = build_mcp_server(services, observer)
     mcp_app, session_manager = build_mcp_app(server, settings)
     live, ready = health_endpoints(services.lifecycle, services.health)
-    metrics = protect(services.metrics.endpoint, settings.metrics_token)
+    scrape = protect(metrics.endpoint, settings.metrics_token)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -52,7 +55,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         routes=[
             Route("/health/live", live, methods=["GET", "HEAD"]),
             Route("/health/ready", ready, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/metrics", scrape, methods=["GET"]),
             *resource_metadata_routes(settings, services.policies),
             Mount("/", app=mcp_app),
         ],

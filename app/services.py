@@ -16,11 +16,11 @@ from app.backends import (
     Backend,
     CacheStore,
     MemoryCache,
-    MemoryRateLimitStore,
+    OperationObserver,
     RateLimitStore,
-    ResilientRateLimiter,
     TieredCache,
     build_backend,
+    build_rate_limiter,
 )
 from app.backends.subscriptions import RedisSubscriptionBus
 from app.health import HealthRegistry
@@ -50,26 +50,28 @@ class Services:
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, settings: Settings) -> Services:
+    def create(
+        cls, settings: Settings, metrics: Metrics, *, backend_observer: OperationObserver | None = None
+    ) -> Services:
+        """Everything one app shares, from its settings; ``backend_observer`` times each Redis operation."""
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         backend = build_backend(
             redis_url,
             key_prefix=settings.redis_key_prefix,
             socket_timeout_seconds=settings.redis_timeout_seconds,
             connect_timeout_seconds=settings.redis_timeout_seconds,
-            rate_limit_lease_max=settings.rate_limit_lease_max,
+            observer=backend_observer,
         )
         health = HealthRegistry(settings.readiness_check_timeout_seconds)
-        rate_limiter: RateLimitStore = backend.rate_limits
+        rate_limiter = build_rate_limiter(
+            backend,
+            health,
+            fallback_policy=settings.rate_limit_fallback,
+            local_share=1 / settings.rate_limit_replicas,
+            lease_max=settings.rate_limit_lease_max,
+        )
         cache: CacheStore = backend.cache
-        if redis_url is not None:
-            limiter = ResilientRateLimiter(
-                backend.rate_limits,
-                fallback_policy=settings.rate_limit_fallback,
-                local=MemoryRateLimitStore(),
-                local_share=1 / settings.rate_limit_replicas,
-            )
-            rate_limiter = limiter
+        if backend.redis is not None:
             if settings.cache_l1_ttl_seconds > 0:
                 cache = TieredCache(
                     MemoryCache(settings.cache_l1_max_entries), backend.cache, settings.cache_l1_ttl_seconds
@@ -77,7 +79,6 @@ class Services:
             # Not required for readiness: every replica shares Redis, so failing readiness on its outage
             # would empty the whole fleet; the service degrades per policy instead, and says so here.
             health.add("redis", backend.health, required=False)
-            health.add("rate_limiter", limiter.health, required=False)
         breakers = BreakerRegistry(
             failure_threshold=settings.breaker_failure_threshold,
             window_seconds=settings.breaker_window_seconds,
@@ -89,7 +90,7 @@ class Services:
             settings=settings,
             lifecycle=Lifecycle(),
             health=health,
-            metrics=Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0),
+            metrics=metrics,
             backend=backend,
             rate_limiter=rate_limiter,
             cache=cache,
@@ -102,13 +103,10 @@ class Services:
             stack.push_async_callback(backend.close)
 
         services.on_startup(open_backend)
-        if redis_url is not None:
-            services.subscriptions = bus = RedisSubscriptionBus(
-                redis_url, channel=f"{settings.redis_key_prefix}events", timeout_seconds=settings.redis_timeout_seconds
-            )
+        if backend.redis is not None:
+            services.subscriptions = bus = RedisSubscriptionBus(backend.redis)  # the backend's connection
 
             async def run_bus(stack: AsyncExitStack) -> None:
-                stack.push_async_callback(bus.aclose)  # runs last, once the listener task has ended
                 group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(group.cancel_scope.cancel)  # runs first: stops the listener
                 group.start_soon(bus.run)

@@ -8,18 +8,19 @@ Both implementations pass the same contract tests (``tests/backends``), so they 
 Errors: a store that cannot reach its state raises `BackendUnavailable`, quickly (a short socket
 timeout and an overall deadline, no built-in retries), so the caller decides what to do: fall back
 to a local bucket, skip the cache, refuse the call.
+
+This module imports no implementation: stores, wrappers and the observability package depend on it,
+never the other way round.
 """
 
 from __future__ import annotations
 
-import abc
 import logging
 import math
 from collections.abc import Awaitable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
-
-from app.health import CheckResult
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,33 @@ class RateLimitStore(Protocol):
         (``capacity / refill_per_second``), a finite back-off at the limit's own pace rather than a
         sentinel a ``Retry-After`` header would choke on; validate ``cost <= capacity`` at configuration.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketBatch:
+    """What one `TokenBucketStore.acquire_many` step decided: a decision per cost, and the tokens leased."""
+
+    decisions: list[RateDecision]
+    leased: int  # whole tokens taken ahead for the caller to spend without asking again (0: none)
+
+
+@runtime_checkable
+class TokenBucketStore(RateLimitStore, Protocol):
+    """A bucket store that can decide several calls, and lease tokens ahead, in one atomic step.
+
+    What `app.backends.leasing.LeasingRateLimiter` builds on to keep round trips off most calls.
+    """
+
+    source: str  # the `RateDecision.source` of its own decisions (``"redis"``, ``"memory"``)
+
+    async def acquire_many(
+        self, key: str, *, capacity: float, refill_per_second: float, costs: Sequence[float], lease: int = 0
+    ) -> BucketBatch:
+        """Decide ``costs`` in order, exactly as one `acquire` each at the same instant would be (a
+        denied call takes nothing, a later cheaper one may still fit); then take up to ``lease`` whole
+        tokens ahead, only out of the bucket's top half (at least ``capacity / 2`` stays), so near its
+        limit every call is decided by the store. Leased tokens leave the bucket now."""
         ...
 
 
@@ -126,45 +154,28 @@ class IdempotencyStore(Protocol):
         ...
 
 
-class Backend(abc.ABC):
-    """One backend: the three stores over one connection pool, opened and closed by the app's lifespan.
+class OperationObserver(Protocol):
+    """Told about every operation of a shared backend (one round trip: a script, a read, a ping).
 
-    The stores exist from construction (so wiring can hold them before start-up) and raise
-    `BackendUnavailable` until `open` has run.
+    Passed to the backend when it is built, so metrics and traces live outside this package
+    (`app.observability.backend` implements it) and nothing is patched in at run time.
     """
 
-    name: str
-    rate_limits: RateLimitStore
-    cache: EntryCacheStore  # a CacheStore that can also feed a TieredCache
-    idempotency: IdempotencyStore
-
-    @abc.abstractmethod
-    async def open(self) -> None:
-        """Prepare the pool. Does no I/O: the service must start (degraded) while Redis is down."""
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def ping(self) -> float:
-        """Round trip in seconds; raises `BackendUnavailable`."""
-
-    async def health(self) -> CheckResult:
-        """For the readiness probe: healthy with the ping time, or unhealthy with an error class name."""
-        try:
-            seconds = await self.ping()
-        except BackendUnavailable as exc:
-            return CheckResult("unhealthy", {"backend": self.name, "error": str(exc)})
-        return CheckResult("healthy", {"backend": self.name, "ping_ms": round(seconds * 1000, 2)})
+    def operation(self, op: str) -> AbstractContextManager[None]:
+        """Entered around ``op`` in the task that runs it, so what runs inside is ``op``'s (a tracer
+        can name the commands). It sees the operation's exception: a `BackendUnavailable` chains the
+        underlying error as ``__cause__``."""
+        ...
 
 
-def check_bucket(capacity: float, refill_per_second: float, cost: float) -> None:
+def check_bucket(capacity: float, refill_per_second: float, *costs: float) -> None:
     """Reject nonsense before it reaches a store (both implementations share this, so they agree)."""
     for name, value in (("capacity", capacity), ("refill_per_second", refill_per_second)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if not (math.isfinite(cost) and cost >= 0):
-        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
+    for cost in costs:
+        if not (math.isfinite(cost) and cost >= 0):
+            raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
 
 
 def check_ttl(name: str, seconds: float) -> None:

@@ -12,6 +12,11 @@ After a failure the primary is not called for ``recheck_seconds``: an outage mus
 timeout to every request. Then one caller probes it (the others keep the fallback) and, if it
 answers, everyone is back on it. One WARNING per outage, one INFO at recovery; `health` reports
 ``degraded`` meanwhile. Every decision says who made it in `RateDecision.source`.
+
+Why not `app.upstream.breaker.CircuitBreaker`: `app.upstream` builds on this package (its stale
+cache), so using it here would make the two packages import each other; and this state machine is
+the breaker's degenerate case (open on the first failure, close on the first good probe), whose
+only extra facts, when the outage began and its last error, would need a listener of their own.
 """
 
 from __future__ import annotations

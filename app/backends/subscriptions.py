@@ -5,8 +5,11 @@ The SDK's seam: `publish` sends the event to Redis; one listener task per proces
 event from Redis and calls this process's local listeners (the SDK's listen streams). The
 publishing replica hears its own event back through Redis, so nothing is delivered twice. While
 Redis is unreachable, events are delivered locally only (streams on this replica still work) and
-the listener reconnects with backoff; delivery is fire-and-forget by the spec (clients re-listen
-and refetch), so nothing is replayed after an outage.
+the listener reconnects with backoff (stamina); delivery is fire-and-forget by the spec (clients
+re-listen and refetch), so nothing is replayed after an outage.
+
+The bus uses the backend's `RedisConnection`, not a client of its own: one pool, one failure policy
+(`BackendUnavailable`), one observer. The channel is ``{key_prefix}events``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import redis.asyncio as aioredis
+import stamina
 from mcp.server.subscriptions import (
     PromptsListChanged,
     ResourcesListChanged,
@@ -26,9 +29,16 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.backends.base import BackendUnavailable
+from app.backends.redis.connection import RedisConnection
+
 logger = logging.getLogger(__name__)
+
+_RECONNECT_INITIAL_SECONDS = 0.2
+_RECONNECT_MAX_SECONDS = 5.0
 
 _KINDS: dict[str, ServerEvent] = {
     "tools": ToolsListChanged(),
@@ -57,21 +67,25 @@ def decode(raw: bytes | str) -> ServerEvent | None:
 
 
 class RedisSubscriptionBus:
-    def __init__(self, url: str, *, channel: str, timeout_seconds: float) -> None:
-        self._redis = aioredis.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, health_check_interval=15
-        )
-        self._channel = channel
+    """The SDK's `SubscriptionBus` over the app's `RedisConnection` (its client, failure policy and observer)."""
+
+    def __init__(self, redis: RedisConnection, *, channel: str = "events") -> None:
+        self._redis = redis
+        self._channel = f"{redis.key_prefix}{channel}"
         self._listeners: dict[object, Callable[[ServerEvent], None]] = {}
         self.connected = False
 
     async def publish(self, event: ServerEvent) -> None:
+        message = encode(event)
+
+        async def call(client: Redis) -> int:
+            receivers: int = await client.publish(self._channel, message)
+            return receivers
+
         try:
-            await self._redis.publish(self._channel, encode(event))
-        except (RedisError, OSError) as exc:
-            logger.warning(
-                "subscription event not fanned out (Redis: %s); delivered on this replica only", type(exc).__name__
-            )
+            await self._redis.run("publish", call)
+        except BackendUnavailable as exc:
+            logger.warning("subscription event not fanned out (%s); delivered on this replica only", exc)
             self._deliver(event)
         await anyio.lowlevel.checkpoint()
 
@@ -92,30 +106,44 @@ class RedisSubscriptionBus:
                 logger.exception("subscription listener raised; continuing")
 
     async def run(self) -> None:
-        """Receive events from Redis until cancelled, reconnecting with backoff."""
-        delay = 0.2
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self.connected = True
-                delay = 0.2
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        event = decode(message["data"])
-                        if event is not None:
-                            self._deliver(event)
-            except (RedisError, OSError) as exc:
-                if self.connected:
-                    logger.warning("subscription bus lost Redis (%s); reconnecting", type(exc).__name__)
-                self.connected = False
-            finally:
-                with anyio.CancelScope(shield=True):
-                    with contextlib.suppress(RedisError, OSError):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        """Receive events from Redis until cancelled, reconnecting with backoff.
 
-    async def aclose(self) -> None:
-        await self._redis.aclose()
+        Each lost subscription starts a fresh backoff: `_listen` returns (rather than raises) once a
+        subscription it had made is lost, which ends stamina's retry loop; only failing to subscribe
+        again is retried, with growing waits, for as long as Redis stays away.
+        """
+        while True:
+            async for attempt in stamina.retry_context(
+                on=BackendUnavailable,
+                attempts=None,
+                timeout=None,
+                wait_initial=_RECONNECT_INITIAL_SECONDS,
+                wait_max=_RECONNECT_MAX_SECONDS,
+                wait_jitter=_RECONNECT_INITIAL_SECONDS,  # replicas that lost Redis together don't come back together
+            ):
+                with attempt:
+                    await self._listen()
+
+    async def _listen(self) -> None:
+        """Subscribe and deliver until the subscription is lost; raise `BackendUnavailable` if it cannot be made."""
+        pubsub = self._redis.pubsub()
+        try:
+            with self._redis.unavailable_on_failure("subscribe"):
+                await pubsub.subscribe(self._channel)
+            self.connected = True
+            try:
+                with self._redis.unavailable_on_failure("listen"):
+                    while True:
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is not None and message.get("type") == "message":
+                            event = decode(message["data"])
+                            if event is not None:
+                                self._deliver(event)
+            except BackendUnavailable as exc:
+                logger.warning("subscription bus lost Redis (%s); reconnecting", exc)
+            finally:
+                self.connected = False
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()

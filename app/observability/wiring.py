@@ -9,10 +9,8 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from app import __version__
-from app.backends import RedisBackend
 from app.health import overall
 from app.observability import tracing
-from app.observability.backend import instrument_redis
 from app.observability.mcp_metrics import McpObserver
 from app.observability.upstream import BreakerMetrics, UpstreamObserver
 from app.services import Services
@@ -32,8 +30,6 @@ def wire(services: Services) -> McpObserver:
         principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0,
     )
     services.upstream_observer = UpstreamObserver(metrics, BreakerMetrics(metrics, services.breakers))
-    if isinstance(services.backend, RedisBackend):
-        instrument_redis(services.backend, metrics)
 
     lifecycle = services.lifecycle
     health = services.health

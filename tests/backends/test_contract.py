@@ -13,7 +13,7 @@ import uuid
 import anyio
 import pytest
 
-from app.backends import Backend, CacheStore, IdempotencyBegin, IdempotencyStore, RateLimitStore
+from app.backends import Backend, CacheStore, IdempotencyBegin, IdempotencyStore, RateLimitStore, TokenBucketStore
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +26,8 @@ def key() -> str:
 
 async def test_stores_satisfy_the_protocols(backend: Backend) -> None:
     assert isinstance(backend.rate_limits, RateLimitStore)
+    assert isinstance(backend.rate_limits, TokenBucketStore)
+    assert backend.rate_limits.source == backend.name
     assert isinstance(backend.cache, CacheStore)
     assert isinstance(backend.idempotency, IdempotencyStore)
     assert backend.name in ("memory", "redis")
@@ -164,6 +166,32 @@ async def test_concurrent_acquires_with_refill_stay_within_the_bound(backend: Ba
         results += await asyncio.gather(*(one() for _ in range(25)))
     elapsed = loop.time() - started
     assert 5 <= sum(results) <= 5 + rate * elapsed + 1
+
+
+async def test_many_costs_in_one_step_are_decided_like_sequential_calls(backend: Backend) -> None:
+    k = key()
+    batch = await backend.rate_limits.acquire_many(
+        k, capacity=5, refill_per_second=SLOW, costs=[1.0, 3.0, 2.0, 1.0, 4.0, 1.0]
+    )
+    # 1 (4 left), 3 (1 left), 2 denied, 1 (0 left), 4 denied, 1 denied: a denied call takes nothing.
+    assert [d.allowed for d in batch.decisions] == [True, True, False, True, False, False]
+    assert [round(d.remaining) for d in batch.decisions] == [4, 1, 1, 0, 0, 0]
+    assert all(d.retry_after_ms >= 1 for d in batch.decisions if not d.allowed)
+    assert batch.leased == 0
+
+
+async def test_a_lease_comes_only_from_the_top_half_and_leaves_the_bucket(backend: Backend) -> None:
+    k = key()
+    batch = await backend.rate_limits.acquire_many(k, capacity=10, refill_per_second=SLOW, costs=[1.0], lease=100)
+    assert batch.decisions[0].allowed
+    assert batch.decisions[0].remaining == pytest.approx(9, abs=0.01)  # before the lease
+    assert batch.leased == 4  # 9 tokens, at least 5 stay
+    peek = await backend.rate_limits.acquire(k, capacity=10, refill_per_second=SLOW, cost=0)
+    assert peek.remaining == pytest.approx(5, abs=0.01)
+    again = await backend.rate_limits.acquire_many(k, capacity=10, refill_per_second=SLOW, costs=[], lease=100)
+    assert (again.decisions, again.leased) == ([], 0)  # half full: nothing more to lease
+    small = await backend.rate_limits.acquire_many(key(), capacity=10, refill_per_second=SLOW, costs=[], lease=2)
+    assert small.leased == 2  # never more than asked
 
 
 # --- cache -----------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -14,8 +13,17 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from app.backends import BackendUnavailable, MemoryBackend, RedisBackend, build_backend
-from app.backends.redis_backend import _Lease
+from app.backends import (
+    BackendUnavailable,
+    LeasingRateLimiter,
+    MemoryBackend,
+    MemoryRateLimitStore,
+    RedisBackend,
+    ResilientRateLimiter,
+    build_backend,
+    build_rate_limiter,
+)
+from app.health import HealthRegistry
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +43,7 @@ async def test_noscript_is_recovered_after_script_flush(redis_backend: RedisBack
     assert (await redis_backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW)).allowed
     await redis_backend.cache.set(k, b"v", ttl_seconds=60, tags=["t"])
     await raw_redis.script_flush()
-    assert await raw_redis.script_exists(redis_backend.connection._scripts["token_bucket"].sha) == [False]
+    assert await raw_redis.script_exists(redis_backend.redis._scripts["token_bucket"].sha) == [False]
     decision = await redis_backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW)
     assert decision.allowed
     assert decision.remaining == pytest.approx(3, abs=0.01)  # the bucket's state survived, only the script went
@@ -50,54 +58,6 @@ def test_the_bucket_script_takes_no_timestamp_from_the_client() -> None:
     # capacity, rate, lease wanted, then the costs: no "now"
     assert set(re.findall(r"ARGV\[[\w]+\]", code)) == {"ARGV[1]", "ARGV[2]", "ARGV[3]", "ARGV[i]"}  # i: costs
     assert "for i = 4, #ARGV do" in code
-
-
-async def evalsha_calls(raw_redis: Redis) -> int:
-    stats = await raw_redis.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
-
-
-async def test_concurrent_callers_share_round_trips_and_stay_exact(
-    redis_backend: RedisBackend, raw_redis: Redis
-) -> None:
-    """200 concurrent acquires of one bucket: exactly `capacity` allowed, in far fewer than 200 scripts."""
-    k = key()
-    before = await evalsha_calls(raw_redis)
-    decisions = await asyncio.gather(
-        *(redis_backend.rate_limits.acquire(k, capacity=50, refill_per_second=SLOW) for _ in range(200))
-    )
-    scripts = await evalsha_calls(raw_redis) - before
-    assert sum(d.allowed for d in decisions) == 50
-    assert [d.allowed for d in decisions] == [True] * 50 + [False] * 150  # decided in arrival order
-    assert all(d.retry_after_ms >= 1 for d in decisions if not d.allowed)
-    remaining = [d.remaining for d in decisions[:50]]
-    assert remaining == sorted(remaining, reverse=True)
-    assert remaining[-1] == pytest.approx(0, abs=0.01)
-    assert 2 <= scripts <= 20, scripts  # the first caller alone, then the queue behind it, in a few rounds
-
-
-async def test_a_coalesced_round_trip_decides_mixed_costs_like_sequential_calls(redis_backend: RedisBackend) -> None:
-    k = key()
-    costs = [1.0, 3.0, 2.0, 1.0, 4.0, 1.0]
-    decisions = await asyncio.gather(
-        *(redis_backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW, cost=c) for c in costs)
-    )
-    # 1 (4 left), 3 (1 left), 2 denied, 1 (0 left), 4 denied, 1 denied: a denied call takes nothing.
-    assert [d.allowed for d in decisions] == [True, True, False, True, False, False]
-    assert [round(d.remaining) for d in decisions] == [4, 1, 1, 0, 0, 0]
-
-
-async def test_queued_callers_see_an_outage_as_unavailable(redis_server: RedisServer) -> None:
-    backend = RedisBackend(redis_server.url, socket_timeout_seconds=0.2, connect_timeout_seconds=0.2)
-    await backend.open()
-    k = key()
-    assert (await backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW)).allowed
-    await backend.close()  # every queued caller must get BackendUnavailable, none may hang
-    results = await asyncio.gather(
-        *(backend.rate_limits.acquire(k, capacity=5, refill_per_second=SLOW) for _ in range(10)),
-        return_exceptions=True,
-    )
-    assert all(isinstance(r, BackendUnavailable) for r in results), results
 
 
 async def test_the_bucket_runs_on_redis_time(redis_backend: RedisBackend, raw_redis: Redis) -> None:
@@ -160,6 +120,25 @@ def test_build_backend_picks_by_url(redis_server: RedisServer) -> None:
     assert isinstance(built, RedisBackend)
     assert built.key_prefix == "x:"
     assert built.name == "redis"
+    assert built.redis is not None
+    assert built.redis.key_prefix == "x:"
+    assert build_backend(None).redis is None
+
+
+async def test_build_rate_limiter_composes_the_wrappers_a_shared_backend_needs(redis_server: RedisServer) -> None:
+    memory = MemoryBackend()
+    health = HealthRegistry(1.0)
+    assert build_rate_limiter(memory, health) is memory.rate_limits  # nothing to save, nothing to survive
+    assert await health.run() == []
+    redis = RedisBackend(redis_server.url)
+    limiter = build_rate_limiter(redis, health, fallback_policy="deny", local_share=0.25, lease_max=7)
+    assert isinstance(limiter, ResilientRateLimiter)
+    assert (limiter.fallback_policy, limiter.local_share) == ("deny", 0.25)
+    assert isinstance(limiter.local, MemoryRateLimitStore)
+    assert isinstance(limiter.primary, LeasingRateLimiter)
+    assert limiter.primary.inner is redis.rate_limits
+    assert limiter.primary.lease_max == 7
+    assert [(c["name"], c["status"], c["required"]) for c in await health.run()] == [("rate_limiter", "healthy", False)]
 
 
 # --- outages -----------------------------------------------------------------------------------------
@@ -257,71 +236,3 @@ async def test_killed_redis_with_aof_keeps_completed_records(tmp_path: Path) -> 
             assert (done.status, done.result) == ("completed", b"kept")
         finally:
             await backend.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_a_busy_bucket_is_served_from_a_lease_between_round_trips(
-    redis_server: RedisServer, raw_redis: Redis
-) -> None:
-    clock = Clock()
-    backend = RedisBackend(redis_server.url, rate_limit_lease_max=8)
-    backend.rate_limits._clock = clock
-    await backend.open()
-    try:
-        k = key()
-        limits = backend.rate_limits
-
-        async def take(n: int) -> list[bool]:
-            return [(await limits.acquire(k, capacity=1000, refill_per_second=SLOW)).allowed for _ in range(n)]
-
-        before = await evalsha_calls(raw_redis)
-        assert await take(5) == [True] * 5  # first window: no history, every call goes to Redis
-        assert await evalsha_calls(raw_redis) - before == 5
-        clock.now += 0.6  # the window closes with 5 calls seen: the next round trip leases 5
-        before = await evalsha_calls(raw_redis)
-        assert await take(6) == [True] * 6  # one round trip, then 5 from the lease
-        assert await evalsha_calls(raw_redis) - before == 1
-        name = f"{backend.key_prefix}rl:{k}"
-        assert float(await raw_redis.hget(name, "tokens") or 0) == pytest.approx(1000 - 11, abs=0.1)
-        clock.now += 0.6  # unspent leased tokens expire; new calls go back to Redis
-        before = await evalsha_calls(raw_redis)
-        await take(1)
-        assert await evalsha_calls(raw_redis) - before == 1
-    finally:
-        await backend.close()
-
-
-async def test_leases_never_come_from_the_lower_half_and_never_overshoot(
-    redis_server: RedisServer, raw_redis: Redis
-) -> None:
-    """Two leasing replicas hammering a 20-token bucket: at most 20 allowed, and the bucket empties."""
-    clock = Clock()
-    replicas = [RedisBackend(redis_server.url, rate_limit_lease_max=64) for _ in range(2)]
-    for replica in replicas:
-        replica.rate_limits._clock = clock
-        await replica.open()
-    try:
-        k = key()
-        for replica in replicas:  # a window of history so that leases are wanted
-            for _ in range(30):
-                replica.rate_limits._leases.setdefault((k, 20.0, SLOW), _Lease(clock.now)).count(clock.now, 0.5)
-        clock.now += 0.6
-        decisions = await asyncio.gather(
-            *(replicas[i % 2].rate_limits.acquire(k, capacity=20, refill_per_second=SLOW) for i in range(100))
-        )
-        assert sum(d.allowed for d in decisions) == 20
-        name = f"{replicas[0].key_prefix}rl:{k}"
-        assert float(await raw_redis.hget(name, "tokens") or 0) == pytest.approx(0, abs=0.1)
-        for replica in replicas:  # each took at most the top half ahead
-            lease = replica.rate_limits._leases[(k, 20.0, SLOW)]
-            assert lease.tokens == 0
-    finally:
-        for replica in replicas:
-            await replica.close()

@@ -58,7 +58,7 @@ def tasks_store(request: pytest.FixtureRequest) -> TaskStore:
     if request.param == "memory":
         return MemoryTaskStore()
     backend: RedisBackend = request.getfixturevalue("tasks_redis_backend")
-    return RedisTaskStore(backend)
+    return RedisTaskStore(backend.redis)
 
 
 def draft(title: str = "t", **fields: object) -> TaskDraft:
@@ -169,7 +169,7 @@ async def test_delete_removes_task_and_index_and_keeps_history(tasks_store: Task
 async def test_redis_layout_and_script_reload(
     tasks_redis_backend: RedisBackend, tasks_store_redis: RedisServer
 ) -> None:
-    store = RedisTaskStore(tasks_redis_backend)
+    store = RedisTaskStore(tasks_redis_backend.redis)
     raw = Redis.from_url(tasks_store_redis.url)
     try:
         await raw.script_flush()  # as after a Redis restart: EVALSHA fails, the store reloads the script
@@ -182,7 +182,7 @@ async def test_redis_layout_and_script_reload(
         assert not await raw.exists(f"{prefix}t:{task.id}")
         assert await raw.zcard(f"{prefix}idx") == 0
         assert await raw.pttl(f"{prefix}h:{task.id}") > 0  # history kept, with an expiry
-        assert await store.shared_secret() == await RedisTaskStore(tasks_redis_backend).shared_secret()
+        assert await store.shared_secret() == await RedisTaskStore(tasks_redis_backend.redis).shared_secret()
     finally:
         await raw.aclose()
 
@@ -190,7 +190,7 @@ async def test_redis_layout_and_script_reload(
 async def test_unreachable_redis_is_backend_unavailable() -> None:
     backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", key_prefix="x:")
     await backend.open()
-    store = RedisTaskStore(backend)
+    store = RedisTaskStore(backend.redis)
     try:
         with pytest.raises(BackendUnavailable):
             await store.create("o", draft(), actor="o", max_tasks=10)

@@ -8,7 +8,7 @@
 -- returns    the lease granted (an integer), then for each cost three items: allowed 1|0, remaining
 --            after it (a string: Lua numbers are truncated to integers in replies), retry_after_ms
 --
--- Several requests in one call (app/backends/redis_backend.py coalesces the callers that arrive
+-- Several requests in one call (app/backends/leasing.py coalesces the callers that arrive
 -- while a round trip for the same bucket is in flight) are decided exactly as the same requests
 -- sent one by one at the same instant would be: a denied request takes nothing, a later cheaper
 -- one may still fit. The time is Redis' own (TIME), never the caller's: replicas' clocks may
@@ -17,7 +17,7 @@
 -- A lease only ever comes out of the top half of the bucket (what stays is at least capacity / 2),
 -- so near the limit every request is decided here, one by one. Leased tokens leave the bucket now:
 -- whatever a replica does with them, no window ever admits more than capacity + refill x its length. (Redis >= 5 replicates a script's effects, not the script, so TIME
--- before a write is allowed.) Same math as MemoryRateLimitStore in memory.py; keep the two in step.
+-- before a write is allowed.) Same math as MemoryRateLimitStore in memory/rate_limit.py; keep the two in step.
 
 local YEAR_MS = 31536000000  -- cap on waits and TTLs: keeps them integers Redis accepts, whatever the rate
 

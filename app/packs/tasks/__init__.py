@@ -26,7 +26,6 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from app.backends.redis_backend import RedisBackend
 from app.packs.api import Pack
 from app.packs.tasks import resources, tools
 from app.packs.tasks.models import Task, TaskChanges, TaskDraft, TaskEvent
@@ -72,8 +71,8 @@ def get_task_store(services: Services) -> TaskStore:
     key = id(services)
     store = _stores.get(key)
     if store is None:
-        backend = services.backend
-        store = RedisTaskStore(backend) if isinstance(backend, RedisBackend) else MemoryTaskStore()
+        redis = services.backend.redis
+        store = RedisTaskStore(redis) if redis is not None else MemoryTaskStore()
         _stores[key] = store
         weakref.finalize(services, _stores.pop, key, None)
     return store

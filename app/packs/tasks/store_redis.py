@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from app.backends.redis_backend import RedisBackend
+from app.backends import RedisConnection
 from app.packs.tasks.models import (
     Task,
     TaskChanges,
@@ -55,9 +55,9 @@ def _text(value: Any) -> str:
 class RedisTaskStore:
     name = "redis"
 
-    def __init__(self, backend: RedisBackend) -> None:
-        self._conn = backend.connection
-        self._prefix = f"{backend.key_prefix}tasks:"
+    def __init__(self, redis: RedisConnection) -> None:
+        self._conn = redis
+        self._prefix = f"{redis.key_prefix}tasks:"
         self._secret: bytes | None = None
         for name in _SCRIPTS:
             text = resources.files("app.packs.tasks").joinpath("lua", f"{name}.lua").read_text("utf-8")

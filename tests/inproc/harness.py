@@ -115,11 +115,13 @@ class InProcessService:
         result: dict[str, Any] = message["result"]
         return result
 
-    def sdk_client(self, token: str | None = ALICE, *, mode: str = "legacy") -> Client:
-        """The SDK's own client over the same in-process transport (not entered yet)."""
+    @asynccontextmanager
+    async def sdk_client(self, token: str | None = ALICE, *, mode: str = "legacy") -> AsyncIterator[Client]:
+        """The SDK's own client (connected) over the same in-process transport, as a host configures it."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
         http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=self.app), base_url=BASE_URL, headers=headers)
-        return Client(streamable_http_client(f"{BASE_URL}/mcp", http_client=http), mode=mode)
+        async with http, Client(streamable_http_client(f"{BASE_URL}/mcp", http_client=http), mode=mode) as client:
+            yield client
 
 
 @asynccontextmanager

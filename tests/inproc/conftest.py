@@ -16,13 +16,13 @@ from tests.inproc.packs import installed
 from tests.support.redis_server import RedisServer
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def test_packs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with installed(tmp_path_factory.mktemp("site")):
         yield
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def no_service_environment() -> Iterator[None]:
     """Settings read ``MCPS_*`` variables too: a developer's shell must not change what these tests build."""
     saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith(ENV_PREFIX)}
@@ -32,7 +32,7 @@ def no_service_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the tier; each app gets its own key prefix, so tests never share keys."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:

@@ -127,8 +127,8 @@ class InProcessService:
 @asynccontextmanager
 async def running(config: Settings) -> AsyncIterator[InProcessService]:
     """`create_app(config)` with its lifespan entered (pools open, session manager running, ready)."""
-    # Packs come by name through Settings.packs for now; with `create_app(settings, packs=[...])`
-    # this is the one line to change (see tests/inproc/packs.py for the registrars).
+    # Packs come by name through Settings.packs (the test packs as entry points: tests/inproc/packs.py,
+    # whose REGISTRARS name their callables). Once `create_app` takes packs, this is the line to change.
     app = create_app(config, configure_logs=False)
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)

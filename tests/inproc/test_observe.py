@@ -68,6 +68,24 @@ async def test_counters_move_per_outcome(service: InProcessService, era: Era) ->
     assert after.value("mcp_service_ready") == 1
 
 
+async def test_stage_decisions_are_counted(service: InProcessService, era: Era) -> None:
+    before = await scrape(service)
+    await service.call("echo_cached", {"text": "m"}, era=era)
+    await service.call("echo_cached", {"text": "m"}, era=era)
+    await service.call("note_write", {"text": "w", "idempotency_key": "c1"}, era=era)
+    await service.call("note_write", {"text": "w", "idempotency_key": "c1"}, era=era)
+    await service.call("note_write", {"text": "other", "idempotency_key": "c1"}, era=era)
+    after = await scrape(service)
+    cache = "mcp_service_cache_requests_total"
+    assert after.delta(before, cache, gen_ai_tool_name="echo_cached", result="miss") == 1
+    assert after.delta(before, cache, gen_ai_tool_name="echo_cached", result="hit") == 1
+    idempotency = "mcp_service_idempotency_requests_total"
+    for result in ("new", "replay", "conflict"):
+        assert after.delta(before, idempotency, gen_ai_tool_name="note_write", result=result) == 1, result
+    decisions = "mcp_service_rate_limit_decisions_total"
+    assert after.delta(before, decisions, decision="allowed", source="memory") == 5
+
+
 async def test_refusals_at_the_edge_are_counted_by_status(service: InProcessService) -> None:
     before = await scrape(service)
     await service.rpc("tools/list", token=None)

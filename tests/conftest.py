@@ -54,3 +54,14 @@ def conformance_service(request: pytest.FixtureRequest, module_service_factory: 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# Fixtures that start the service as a child process: a test using any of them (directly or through
+# another fixture) is marked `subprocess`, so the quick loop (-m "not subprocess ...") skips it.
+SUBPROCESS_FIXTURES = frozenset({"service_factory", "module_service_factory", "conformance_service"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SUBPROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.subprocess)

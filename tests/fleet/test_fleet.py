@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 from tests.fleet.conftest import GUARD_META, KEYS, SMALL_TIER, Fleet, result_of, rpc, upstream_of
 from tests.support.rpc import final, modern_headers
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.fleet]
 
 MODERN = "2026-07-28"
 

@@ -31,6 +31,8 @@ from tests.support.fuzz_schema import JSON, NASTY_TEXT, arguments_for, mutated
 from tests.support.redis_server import RedisServer
 from tests.support.rpc import messages
 
+pytestmark = pytest.mark.fleet
+
 LEGACY, MODERN = "2025-11-25", "2026-07-28"
 TIME_BOUND = 10.0  # seconds; the tool timeout is 5 s
 # Deterministic by default (the same examples on every run, so CI is stable); FUZZ_RANDOM=1 draws new

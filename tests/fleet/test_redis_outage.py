@@ -15,9 +15,12 @@ import uuid
 from typing import Any
 
 import httpx2
+import pytest
 
 from tests.fleet.conftest import FleetFactory, Load, ready_status, result_of, rpc
 from tests.support.rpc import final
+
+pytestmark = pytest.mark.fleet
 
 OUTAGE_SECONDS = 10.0
 REDIS_TIMEOUT = 0.25

@@ -21,6 +21,8 @@ import pytest
 
 from tests.fleet.conftest import Fleet, FleetFactory, Load, Replica, result_of, rpc
 
+pytestmark = pytest.mark.fleet
+
 DRAIN_SECONDS = 1.0
 SHUTDOWN_SECONDS = 10.0
 

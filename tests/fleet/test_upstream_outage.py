@@ -15,12 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx2
+import pytest
 
 from tests.fleet.conftest import Fleet, FleetFactory, Replica, result_of, rpc
 from tests.support.fake_github import FakeGitHub, repo_json, server_error
 from tests.support.fake_http import Recorded, Reply
 from tests.support.fake_open_meteo import FakeOpenMeteo, unavailable
 from tests.support.metrics import sample
+
+pytestmark = pytest.mark.fleet
 
 OWNER = "octocat"
 OPEN_SECONDS = 6.0  # longer than the outage phase below, so open breakers stay open through it

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from app.call import current_request_id
 from app.log import ACCESS_FIELDS
-from app.request_context import current_request_id
 
 
 @dataclass(frozen=True)

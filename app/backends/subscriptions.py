@@ -110,7 +110,8 @@ class RedisSubscriptionBus:
 
         Each lost subscription starts a fresh backoff: `_listen` returns (rather than raises) once a
         subscription it had made is lost, which ends stamina's retry loop; only failing to subscribe
-        again is retried, with growing waits, for as long as Redis stays away.
+        again is retried, with growing waits, for as long as Redis stays away. The first wait after
+        a loss is fixed, so a server that accepts and then drops every subscription is not hammered.
         """
         while True:
             async for attempt in stamina.retry_context(
@@ -123,6 +124,7 @@ class RedisSubscriptionBus:
             ):
                 with attempt:
                     await self._listen()
+            await anyio.sleep(_RECONNECT_INITIAL_SECONDS)
 
     async def _listen(self) -> None:
         """Subscribe and deliver until the subscription is lost; raise `BackendUnavailable` if it cannot be made."""

@@ -10,7 +10,7 @@ manager, and marks the process ready; shutdown unwinds in reverse.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
@@ -23,17 +23,21 @@ from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
 from app.log import configure_logging
+from app.packs import PackSource
 from app.services import Services
 from app.settings import Settings
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+def create_app(
+    settings: Settings, *, packs: Sequence[PackSource] | None = None, configure_logs: bool = True
+) -> Starlette:
+    """The service as one app; ``packs`` (names or `Pack` objects, e.g. from tests) replaces ``settings.packs``."""
     if configure_logs:
         # Before MCPServer(): its logging.basicConfig is then a no-op.
         configure_logging(settings.log_level, quiet_sdk=settings.stateless)
     services = Services.create(settings)
-    server = build_mcp_server(services)
+    server = build_mcp_server(services, packs)
     mcp_app, session_manager = build_mcp_app(server, settings)
     live, ready = health_endpoints(services.lifecycle, services.health)
     metrics = protect(services.metrics.endpoint, settings.metrics_token)

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from app.errors import ErrorCode, ServiceError, internal_error
 from app.middleware.calls import as_dict, tool_call
 from app.middleware.results import error_result
-from app.packs._sdk import tool_argument_validator
 from app.services import Services
 
 MAX_REPORTED_ERRORS = 10
@@ -31,8 +30,7 @@ class ToolErrorsMiddleware:
         if ctx.method != "tools/call":
             return await call_next(ctx)
         call = tool_call(ctx.params, ctx.protocol_version)
-        server = self.services.server
-        validate = tool_argument_validator(server, call.name) if server is not None else None
+        validate = self.services.policies.arguments_validator(call.name)
         if validate is None:
             return error_result(ServiceError(ErrorCode.NOT_FOUND, f"unknown tool {call.name!r}"))
         try:

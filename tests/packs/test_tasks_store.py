@@ -1,5 +1,5 @@
 """The `TaskStore` contract against both implementations (memory, and Redis on a real redis-server),
-plus the list-cursor codec and `get_task_store`. What the tools build on; the HTTP tests are in test_tasks.py."""
+plus the list-cursor codec and `task_store`. What the tools build on; the HTTP tests are in test_tasks.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from app.backends import BackendUnavailable, MemoryBackend, RedisBackend
+from app.backends import BackendUnavailable, MemoryIdempotencyStore, RedisBackend
 from app.errors import ErrorCode, ServiceError
+from app.packs.api import PackStorage
 from app.packs.tasks import (
     MemoryTaskStore,
     RedisTaskStore,
@@ -22,9 +23,9 @@ from app.packs.tasks import (
     TaskNotFound,
     TaskStore,
     VersionConflict,
-    get_task_store,
     set_external_link,
     task_errors,
+    task_store,
 )
 from app.packs.tasks.cursor import CursorCodec, InvalidCursor
 from tests.support.redis_server import RedisServer, free_port
@@ -58,7 +59,7 @@ def tasks_store(request: pytest.FixtureRequest) -> TaskStore:
     if request.param == "memory":
         return MemoryTaskStore()
     backend: RedisBackend = request.getfixturevalue("tasks_redis_backend")
-    return RedisTaskStore(backend)
+    return RedisTaskStore(backend.connection, backend.key_prefix)
 
 
 def draft(title: str = "t", **fields: object) -> TaskDraft:
@@ -169,7 +170,7 @@ async def test_delete_removes_task_and_index_and_keeps_history(tasks_store: Task
 async def test_redis_layout_and_script_reload(
     tasks_redis_backend: RedisBackend, tasks_store_redis: RedisServer
 ) -> None:
-    store = RedisTaskStore(tasks_redis_backend)
+    store = RedisTaskStore(tasks_redis_backend.connection, tasks_redis_backend.key_prefix)
     raw = Redis.from_url(tasks_store_redis.url)
     try:
         await raw.script_flush()  # as after a Redis restart: EVALSHA fails, the store reloads the script
@@ -182,7 +183,10 @@ async def test_redis_layout_and_script_reload(
         assert not await raw.exists(f"{prefix}t:{task.id}")
         assert await raw.zcard(f"{prefix}idx") == 0
         assert await raw.pttl(f"{prefix}h:{task.id}") > 0  # history kept, with an expiry
-        assert await store.shared_secret() == await RedisTaskStore(tasks_redis_backend).shared_secret()
+        assert (
+            await store.shared_secret()
+            == await RedisTaskStore(tasks_redis_backend.connection, tasks_redis_backend.key_prefix).shared_secret()
+        )
     finally:
         await raw.aclose()
 
@@ -190,7 +194,7 @@ async def test_redis_layout_and_script_reload(
 async def test_unreachable_redis_is_backend_unavailable() -> None:
     backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", key_prefix="x:")
     await backend.open()
-    store = RedisTaskStore(backend)
+    store = RedisTaskStore(backend.connection, backend.key_prefix)
     try:
         with pytest.raises(BackendUnavailable):
             await store.create("o", draft(), actor="o", max_tasks=10)
@@ -202,20 +206,15 @@ async def test_unreachable_redis_is_backend_unavailable() -> None:
         await backend.close()
 
 
-class _Services:
-    """What `get_task_store` reads of `Services`: its backend."""
-
-    def __init__(self, backend: object) -> None:
-        self.backend = backend
-
-
-def test_one_store_per_services() -> None:
-    memory = _Services(MemoryBackend())
-    assert get_task_store(memory) is get_task_store(memory)  # type: ignore[arg-type]
-    assert isinstance(get_task_store(memory), MemoryTaskStore)  # type: ignore[arg-type]
-    assert get_task_store(_Services(MemoryBackend())) is not get_task_store(memory)  # type: ignore[arg-type]
-    redis = _Services(RedisBackend("redis://127.0.0.1:1/0"))
-    assert isinstance(get_task_store(redis), RedisTaskStore)  # type: ignore[arg-type]
+def test_the_store_follows_the_backend() -> None:
+    memory = PackStorage(redis=None, key_prefix="x:", idempotency=MemoryIdempotencyStore(), idempotency_ttl_seconds=60)
+    assert isinstance(task_store(memory), MemoryTaskStore)
+    assert task_store(memory) is not task_store(memory)  # one per app: the pack shares the one it made
+    backend = RedisBackend("redis://127.0.0.1:1/0")
+    redis = PackStorage(
+        redis=backend.connection, key_prefix="x:", idempotency=backend.idempotency, idempotency_ttl_seconds=60
+    )
+    assert isinstance(task_store(redis), RedisTaskStore)
 
 
 def test_cursor_codec_binds_listing_and_supports_rotation() -> None:

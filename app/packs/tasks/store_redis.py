@@ -1,4 +1,4 @@
-"""Tasks in Redis: shared by every replica, through the backend's own connection pool.
+"""Tasks in Redis: shared by every replica, through the backend's own connection (handed over by the pack seam).
 
 Layout (``{p}`` is the backend's key prefix, ``{o}`` the owner's id percent-encoded, so it holds no ``:``):
 
@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from app.backends.redis_backend import RedisBackend
+from app.backends.redis_backend import RedisConnection
 from app.packs.tasks.models import (
     Task,
     TaskChanges,
@@ -55,9 +55,9 @@ def _text(value: Any) -> str:
 class RedisTaskStore:
     name = "redis"
 
-    def __init__(self, backend: RedisBackend) -> None:
-        self._conn = backend.connection
-        self._prefix = f"{backend.key_prefix}tasks:"
+    def __init__(self, connection: RedisConnection, key_prefix: str) -> None:
+        self._conn = connection
+        self._prefix = f"{key_prefix}tasks:"
         self._secret: bytes | None = None
         for name in _SCRIPTS:
             text = resources.files("app.packs.tasks").joinpath("lua", f"{name}.lua").read_text("utf-8")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic_core import PydanticUndefined
-
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 from app.packs.loader import BUILTIN_PACKS, resolve
 from app.settings import ENV_PREFIX, Settings

@@ -213,6 +213,8 @@ def service_view(server: MCPServer[Any], services: Services, settings: Mapping[s
 def apply(server: MCPServer[Any], policies: Policies, declared: Declarations) -> None:
     """Register what a pack declared, with its policy; the SDK's argument validation is kept per tool."""
     for tool in declared.tools:
+        # The SDK builds its own Tool in add_tool and offers no public way to read it back; this one, from
+        # the same function, is kept only for its argument validation (the guard chain validates once, early).
         built = Tool.from_function(
             tool.fn,
             name=tool.name,

@@ -10,6 +10,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from app.factory import create_app
 from app.packs import PackLoadError, load_packs
 from app.packs.api import NoSettings, Pack, PackContext, PackSettings, SharedKey
 from app.policy import IDEMPOTENCY_ARGUMENT
@@ -136,6 +137,11 @@ def test_settings_must_read_the_packs_own_prefix() -> None:
 
     with pytest.raises(PackLoadError, match="must read MCPS_MISNAMED_"):
         loaded(Pack("misnamed", lambda pack: None, settings=Elsewhere))
+
+
+def test_create_app_takes_pack_objects() -> None:
+    app = create_app(load_settings(auth_disabled=True, packs=["not_installed"]), packs=[DEMO], configure_logs=False)
+    assert app.state.services.enabled_packs == ["demo"]
 
 
 def test_a_missing_requirement_is_named() -> None:

@@ -1,6 +1,6 @@
 """The two things the service needs from the SDK that mcp 2.3's public API does not offer after a
 server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
-pack imports it (packs declare; `app.packs.loader` applies declarations, calling these).
+pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
 
 - A hand-written input schema for a tool (JSON Schema 2020-12 keywords pydantic cannot express,
   e.g. ``if``/``then``/``else``): `MCPServer.add_tool` derives the schema from the function, and the

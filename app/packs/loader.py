@@ -14,19 +14,16 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from app import sdk_gaps
 from app.backends import Backend, RedisBackend
 from app.backends.redis_backend import RedisConnection
 from app.health import overall
 from app.packs.api import Pack
+from app.packs.apply import apply
 from app.packs.context import HealthSnapshot, PackContext, PackSettings, PackStorage, ServiceView, SharedKey
-from app.packs.declarations import Declarations
 from app.packs.upstreams import UpstreamBudget, Upstreams
-from app.policy import Policies
 from app.services import Services
 from app.settings import Settings
 
@@ -208,41 +205,3 @@ def service_view(server: MCPServer[Any], services: Services, settings: Mapping[s
         list_tools=server.list_tools,
         configuration=lambda: settings,
     )
-
-
-def apply(server: MCPServer[Any], policies: Policies, declared: Declarations) -> None:
-    """Register what a pack declared, with its policy; the SDK's argument validation is kept per tool."""
-    for tool in declared.tools:
-        # The SDK builds its own Tool in add_tool and offers no public way to read it back; this one, from
-        # the same function, is kept only for its argument validation (the guard chain validates once, early).
-        built = Tool.from_function(
-            tool.fn,
-            name=tool.name,
-            title=tool.title,
-            description=tool.description,
-            annotations=tool.annotations,
-            structured_output=tool.structured_output,
-        )
-        server.add_tool(
-            tool.fn,
-            name=tool.name,
-            title=tool.title,
-            description=tool.description,
-            annotations=tool.annotations,
-            structured_output=tool.structured_output,
-        )
-        if tool.input_schema is not None:
-            sdk_gaps.set_input_schema(server, tool.name, tool.input_schema)
-        policies.declare_tool(tool.name, tool.policy, built.fn_metadata.validate_arguments)
-    for resource in declared.resources:
-        server.resource(
-            resource.uri, name=resource.name, description=resource.description, mime_type=resource.mime_type
-        )(resource.fn)
-        policies.declare_resource(resource.uri, resource.scopes)
-    for prompt in declared.prompts:
-        server.prompt(name=prompt.name, description=prompt.description)(prompt.fn)
-        policies.declare_prompt(prompt.name or prompt.fn.__name__, prompt.scopes)
-    for complete in declared.completions:
-        server.completion()(complete)  # type: ignore[no-untyped-call]  # untyped in mcp 2.3
-    for method in declared.methods:
-        sdk_gaps.add_request_handler(server, method.method, method.params_type, method.handler)

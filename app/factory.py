@@ -10,7 +10,7 @@ manager, and marks the process ready; shutdown unwinds in reverse.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
@@ -26,19 +26,23 @@ from app.log import configure_logging
 from app.metrics import Metrics
 from app.observability.backend import RedisOperationMetrics
 from app.observability.wiring import wire
+from app.packs import PackSource
 from app.services import Services
 from app.settings import Settings
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+def create_app(
+    settings: Settings, *, packs: Sequence[PackSource] | None = None, configure_logs: bool = True
+) -> Starlette:
+    """The service as one app; ``packs`` (names or `Pack` objects, e.g. from tests) replaces ``settings.packs``."""
     if configure_logs:
         # Before MCPServer(): its logging.basicConfig is then a no-op.
         configure_logging(settings.log_level, quiet_sdk=settings.stateless)
     metrics = Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0)
     services = Services.create(settings, metrics, backend_observer=RedisOperationMetrics(metrics))
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
-    server = build_mcp_server(services, observer)
+    server = build_mcp_server(services, observer, packs)
     mcp_app, session_manager = build_mcp_app(server, settings)
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)

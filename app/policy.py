@@ -1,8 +1,9 @@
-"""What each tool, resource and prompt requires, declared by packs and enforced by the guard chain.
+"""What each tool, resource and prompt requires: the registry packs declare into and the guard chain reads.
 
-A pack declares policy next to its tool; it never enforces anything itself. An item a pack leaves
-undeclared requires the pack's own name as a scope (e.g. ``conformance``), so nothing is ever
-reachable by default. The ``admin`` scope grants everything.
+A pack declares policy next to its item through the pack seam (`app.packs.api`); it never enforces
+anything itself. Every item reaches the server through that seam, so the registry knows all of them,
+and anything it does not know (an item added at run time, an unknown name) requires ``admin``:
+nothing is ever reachable by default. The ``admin`` scope grants everything.
 
 Cache tags may name the caller: ``{principal}`` in a tag is replaced by the principal's id, so
 ``tasks:{principal}`` on a read and on a write's ``invalidates`` drops only that tenant's entries.
@@ -10,15 +11,17 @@ Cache tags may name the caller: ``{principal}`` in a tag is replaced by the prin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.shared.uri_template import UriTemplate
 
-ADMIN_ONLY = ("admin",)  # what anything undeclared requires
-IDEMPOTENCY_ARGUMENT = "idempotency_key"  # the optional argument of an ``idempotent_write`` tool
+from app.auth.principal import ADMIN_SCOPE
+
 META_KEY = "io.github.mcp-service/guard"  # our _meta namespace on results (cache hit, replay, stale)
+IDEMPOTENCY_ARGUMENT = "idempotency_key"  # the optional argument every idempotent write accepts
+ADMIN_ONLY: tuple[str, ...] = (ADMIN_SCOPE,)
 
 ArgumentsValidator = Callable[[dict[str, Any]], object]
 
@@ -46,7 +49,7 @@ class ToolPolicy:
             raise ValueError("max_concurrency must be at least 1")
 
 
-_UNDECLARED_TOOL = ToolPolicy(scopes=ADMIN_ONLY)
+UNDECLARED_TOOL = ToolPolicy(scopes=ADMIN_ONLY)
 
 
 def render_tags(tags: tuple[str, ...], principal_id: str) -> list[str]:
@@ -55,54 +58,73 @@ def render_tags(tags: tuple[str, ...], principal_id: str) -> list[str]:
 
 @dataclass
 class Policies:
-    tools: dict[str, ToolPolicy] = field(default_factory=dict)
-    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    prompts: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    validators: dict[str, ArgumentsValidator] = field(default_factory=dict)
+    """Every declared item's policy; lookups of anything undeclared answer "admin only"."""
+
+    _tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    _validators: dict[str, ArgumentsValidator] = field(default_factory=dict)
+    _resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _prompts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _compiled: list[tuple[UriTemplate, tuple[str, ...]]] = field(default_factory=list)
 
     def declare_tool(self, name: str, policy: ToolPolicy, validator: ArgumentsValidator | None = None) -> None:
-        self.tools[name] = policy
+        if name in self._tools:
+            raise ValueError(f"tool {name!r} is declared twice")
+        self._tools[name] = policy
         if validator is not None:
-            self.validators[name] = validator
+            self._validators[name] = validator
 
     def declare_resource(self, uri_or_template: str, scopes: tuple[str, ...]) -> None:
         if UriTemplate.is_template(uri_or_template):
-            self.templates[uri_or_template] = scopes
+            self._templates[uri_or_template] = scopes
             self._compiled.append((UriTemplate.parse(uri_or_template), scopes))
         else:
-            self.resources[uri_or_template] = scopes
+            self._resources[uri_or_template] = scopes
 
     def declare_prompt(self, name: str, scopes: tuple[str, ...]) -> None:
-        self.prompts[name] = scopes
+        self._prompts[name] = scopes
 
+    # --- lookups (the guard chain's side) ---------------------------------------------------------
     def tool(self, name: str) -> ToolPolicy:
-        """The tool's declared policy; anything undeclared (an unknown name) requires ``admin``."""
-        return self.tools.get(name) or _UNDECLARED_TOOL
+        """The tool's policy; an undeclared name gets an admin-only policy with every default."""
+        return self._tools.get(name, UNDECLARED_TOOL)
 
     def is_declared_tool(self, name: str) -> bool:
-        return name in self.tools
+        """Whether a pack declared ``name`` (metrics label only these, so unknown names mint no series)."""
+        return name in self._tools
 
     def arguments_validator(self, name: str) -> ArgumentsValidator | None:
-        """The tool's own argument validation (None: no such tool)."""
-        return self.validators.get(name)
+        """The tool's own argument validation (pydantic, as the SDK runs it); None for an unknown tool."""
+        return self._validators.get(name)
 
-    def resource_scopes(self, uri: str) -> tuple[str, ...] | None:
-        """Scopes to read ``uri``: its own declaration, else the first template that matches."""
-        scopes = self.resources.get(uri)
+    def resource_scopes(self, uri: str) -> tuple[str, ...]:
+        """Scopes to read ``uri``: its own declaration, else the first template that matches, else admin."""
+        scopes = self._resources.get(uri)
         if scopes is not None:
             return scopes
         for template, template_scopes in self._compiled:
             if template.match(uri) is not None:
                 return template_scopes
-        return None
+        return ADMIN_ONLY
 
-    def prompt_scopes(self, name: str) -> tuple[str, ...] | None:
-        return self.prompts.get(name)
+    def template_scopes(self, uri_template: str) -> tuple[str, ...]:
+        """Scopes of a resource template as listed (``resources/templates/list``), else admin."""
+        return self._templates.get(uri_template, ADMIN_ONLY)
+
+    def prompt_scopes(self, name: str) -> tuple[str, ...]:
+        return self._prompts.get(name, ADMIN_ONLY)
+
+    # --- read-only views, for callers that list what is declared ----------------------------------
+    @property
+    def tools(self) -> Mapping[str, ToolPolicy]:
+        return self._tools
+
+    @property
+    def templates(self) -> Mapping[str, tuple[str, ...]]:
+        return self._templates
 
     def all_scopes(self) -> list[str]:
-        found = {s for p in self.tools.values() for s in p.scopes}
-        for group in (self.resources, self.templates, self.prompts):
+        found = {s for p in self._tools.values() for s in p.scopes}
+        for group in (self._resources, self._templates, self._prompts):
             found.update(s for scopes in group.values() for s in scopes)
-        return sorted(found | {"admin"})
+        return sorted(found | {ADMIN_SCOPE})

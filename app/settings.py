@@ -38,6 +38,16 @@ def _split_list(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode]
 
 
+def http_url(value: str) -> str:
+    """An absolute http(s) URL without query or fragment, trailing slash dropped (packs use it too)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL such as https://mcp.example.com/mcp")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment")
+    return value.rstrip("/")
+
+
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (``localhost`` included)."""
     if host in ("localhost", "localhost."):
@@ -252,28 +262,9 @@ class Settings(BaseSettings):
     # --- tool packs --------------------------------------------------------------------------
     packs: CommaList = Field(
         default_factory=lambda: ["system", "tasks"],
-        description="Tool packs to enable, by name (built-in: system, tasks, github, weather, conformance; plus any "
-        "installed under the mcp_service.packs entry-point group).",
-    )
-    tasks_max_per_principal: int = Field(10_000, ge=1, description="tasks pack: tasks one principal may hold.")
-    github_api_url: str = Field(
-        "https://api.github.com", description="github pack: REST API base URL (GitHub Enterprise: https://HOST/api/v3)."
-    )
-    github_token: SecretStr | None = Field(
-        None, description="github pack: the service's own token (callers' tokens are never passed through)."
-    )
-    github_max_file_bytes: int = Field(
-        1_000_000, ge=1, le=50_000_000, description="github pack: larger files are described, not returned."
-    )
-    weather_geocoding_url: str = Field(
-        "https://geocoding-api.open-meteo.com/v1/search", description="weather pack: Open-Meteo geocoding endpoint."
-    )
-    weather_forecast_url: str = Field(
-        "https://api.open-meteo.com/v1/forecast", description="weather pack: Open-Meteo forecast endpoint."
-    )
-    weather_cache_seconds: float = Field(600, gt=0, description="weather pack: how long an answer is fresh.")
-    weather_stale_seconds: float = Field(
-        86_400, ge=0, description="weather pack: how long a last good answer may be served (marked stale) in an outage."
+        description="Tool packs to enable, by name (built-in: system, tasks, github, weather, github_tasks, "
+        "conformance; plus any installed under the mcp_service.packs entry-point group). Each pack reads its own "
+        "MCPS_<PACK>_* settings.",
     )
 
     # --- observability ---------------------------------------------------------------------
@@ -344,17 +335,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("public_url", "jwt_jwks_url", "github_api_url", "weather_geocoding_url", "weather_forecast_url")
+    @field_validator("public_url", "jwt_jwks_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL such as https://mcp.example.com/mcp")
-        if parts.query or parts.fragment:
-            raise ValueError("must not carry a query or fragment")
-        return value.rstrip("/")
+        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _auth_is_coherent(self) -> Settings:

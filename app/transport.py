@@ -8,6 +8,7 @@ the SDK routes each request by its ``MCP-Protocol-Version`` header.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
@@ -23,7 +24,7 @@ from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
 from app.observability.mcp_metrics import McpObserver
-from app.packs import load_packs
+from app.packs import PackSource, load_packs
 from app.services import Services
 from app.settings import Settings
 
@@ -70,7 +71,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-def build_mcp_server(services: Services, observer: McpObserver | None) -> MCPServer[Any]:
+def build_mcp_server(
+    services: Services, observer: McpObserver | None, packs: Sequence[PackSource] | None = None
+) -> MCPServer[Any]:
     settings = services.settings
     auth, token_verifier = build_auth(settings, services.health)
     server: MCPServer[Any] = MCPServer(
@@ -94,7 +97,7 @@ def build_mcp_server(services: Services, observer: McpObserver | None) -> MCPSer
         subscriptions=services.subscriptions,
     )
     mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
-    load_packs(server, services)
+    load_packs(server, services, packs)
     return server
 
 

@@ -1,4 +1,5 @@
-"""Regenerate the settings table in docs/configuration.md from `app.settings.Settings`.
+"""Regenerate the settings tables in docs/configuration.md: the service's (`app.settings.Settings`),
+then one per built-in pack that has settings (each `Pack`'s own model, read from ``MCPS_<PACK>_*``).
 
 Usage: python scripts/gen_config_doc.py [--check]   (--check exits 1 when the doc is stale)
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from app.packs.loader import BUILTIN_PACKS, resolve
 from app.settings import ENV_PREFIX, Settings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -31,12 +34,26 @@ def _default(field: object) -> str:
     return str(default)
 
 
-def table() -> str:
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{_default(field)}` | {description} |")
-    return "\n".join(rows)
+        rows.append(f"| `{prefix}{name.upper()}` | `{_default(field)}` | {description} |")
+    return rows
+
+
+def table() -> str:
+    parts = _rows(Settings, ENV_PREFIX)
+    for name in BUILTIN_PACKS:
+        pack = resolve(name)
+        if pack.settings_model.model_fields:
+            parts += [
+                "",
+                f"### The `{name}` pack (read only when it is enabled)",
+                "",
+                *_rows(pack.settings_model, pack.env_prefix),
+            ]
+    return "\n".join(parts)
 
 
 def render(current: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.packs.loader import BUILTIN_PACKS, resolve
 from app.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from tests.support.service import ROOT
 
@@ -139,5 +140,7 @@ def test_configuration_doc_is_generated_from_settings() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"`(MCPS_[A-Z0-9_]+)`", doc))
     expected = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    for pack in map(resolve, BUILTIN_PACKS):  # each pack's own MCPS_<PACK>_* settings
+        expected |= {f"{pack.env_prefix}{name.upper()}" for name in pack.settings_model.model_fields}
     assert expected - documented == set(), "settings missing from docs/configuration.md"
     assert documented - expected == set(), "docs/configuration.md lists settings that do not exist"

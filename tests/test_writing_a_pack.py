@@ -44,6 +44,7 @@ def service_env(tmp_path: Path) -> dict[str, str]:
     return {
         **install_doc_pack(tmp_path / "site"),
         "MCPS_PACKS": "quotes",
+        "MCPS_QUOTES_MAX_TEXT": "20",  # the pack's own setting, read from its own prefix
         "MCPS_AUTH_DISABLED": "false",
         "MCPS_API_KEYS": keys,
     }
@@ -62,6 +63,8 @@ def test_the_documented_pack_works(service_factory: ServiceFactory, service_env:
         tool_result(call_tool(base, "get_quote", {"topic": "ada"}, token=WRITER))["structuredContent"]["text"]
         == "Hello"
     )
+    too_long = tool_result(call_tool(base, "add_quote", {"topic": "ada", "text": "x" * 21}, token=WRITER))
+    assert too_long["structuredContent"]["code"] == "VALIDATION_ERROR"
     denied = tool_result(call_tool(base, "add_quote", {"topic": "x", "text": "y"}, token=READER))
     assert denied["structuredContent"]["details"]["missing_scopes"] == ["quotes:write"]
     invalid = tool_result(call_tool(base, "get_quote", {"topic": "NOT VALID"}, token=WRITER))

@@ -305,7 +305,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             directory / "site",
             redis.url,
             1,
-            MCPS_PACKS="system,tasks,github,weather,conformance",
+            MCPS_PACKS="system,tasks,github,weather,github_tasks,conformance",
             MCPS_GITHUB_API_URL=github.api_url,
             MCPS_WEATHER_GEOCODING_URL=meteo.geocoding_url,
             MCPS_WEATHER_FORECAST_URL=meteo.forecast_url,

@@ -11,7 +11,7 @@ import pytest
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.plugins import install_test_packs
 
-OBS_PACK = "obs = tests.observability.obs_pack:register"
+OBS_PACK = "obs = tests.observability.obs_pack:pack"
 
 
 def install_obs_packs(site_dir: Path) -> dict[str, str]:

@@ -13,20 +13,16 @@ obs_pid       the serving process id (multi-worker tests)
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
 
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import Pack
-from app.services import Services
+from app.packs.api import NoSettings, Pack, PackContext
 
 SCOPE = "obs"
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("obs", server, services)
+def setup(pack: PackContext[NoSettings]) -> None:
 
     @pack.tool(
         "obs_echo",
@@ -62,9 +58,12 @@ def register(server: MCPServer[Any], services: Services) -> None:
         return "secret"
 
     @pack.tool("obs_write", description="An idempotent write.", scopes=(SCOPE,), idempotent_write=True)
-    def obs_write(value: str, idempotency_key: str | None = None) -> str:
+    def obs_write(value: str) -> str:
         return f"wrote {value}"
 
     @pack.tool("obs_pid", description="The id of the worker process that served the call.", scopes=(SCOPE,))
     def obs_pid() -> int:
         return os.getpid()
+
+
+pack = Pack("obs", setup)

@@ -29,7 +29,7 @@ def fake() -> Iterator[FakeGitHub]:
 def service(fake: FakeGitHub, module_service_factory: ServiceFactory) -> ServiceProcess:
     return module_service_factory(
         {
-            "MCPS_PACKS": "tasks,github",
+            "MCPS_PACKS": "tasks,github,github_tasks",
             "MCPS_GITHUB_API_URL": fake.api_url,
             "MCPS_RATE_LIMIT_CAPACITY": "100000",
             "MCPS_UPSTREAM_TOTAL_TIMEOUT_SECONDS": "3",

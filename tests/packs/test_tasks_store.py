@@ -1,5 +1,5 @@
 """The `TaskStore` contract against both implementations (memory, and Redis on a real redis-server),
-plus the list-cursor codec and `get_task_store`. What the tools build on; the HTTP tests are in test_tasks.py."""
+plus the list-cursor codec and `task_store`. What the tools build on; the HTTP tests are in test_tasks.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from app.backends import BackendUnavailable, MemoryBackend, RedisBackend
+from app.backends import BackendUnavailable, MemoryIdempotencyStore, RedisBackend
 from app.errors import ErrorCode, ServiceError
+from app.packs.api import PackStorage
 from app.packs.tasks import (
     MemoryTaskStore,
     RedisTaskStore,
@@ -22,9 +23,9 @@ from app.packs.tasks import (
     TaskNotFound,
     TaskStore,
     VersionConflict,
-    get_task_store,
     set_external_link,
     task_errors,
+    task_store,
 )
 from app.packs.tasks.cursor import CursorCodec, InvalidCursor
 from tests.support.redis_server import RedisServer, free_port
@@ -202,20 +203,15 @@ async def test_unreachable_redis_is_backend_unavailable() -> None:
         await backend.close()
 
 
-class _Services:
-    """What `get_task_store` reads of `Services`: its backend."""
-
-    def __init__(self, backend: object) -> None:
-        self.backend = backend
-
-
-def test_one_store_per_services() -> None:
-    memory = _Services(MemoryBackend())
-    assert get_task_store(memory) is get_task_store(memory)  # type: ignore[arg-type]
-    assert isinstance(get_task_store(memory), MemoryTaskStore)  # type: ignore[arg-type]
-    assert get_task_store(_Services(MemoryBackend())) is not get_task_store(memory)  # type: ignore[arg-type]
-    redis = _Services(RedisBackend("redis://127.0.0.1:1/0"))
-    assert isinstance(get_task_store(redis), RedisTaskStore)  # type: ignore[arg-type]
+def test_the_store_follows_the_backend() -> None:
+    memory = PackStorage(redis=None, key_prefix="x:", idempotency=MemoryIdempotencyStore(), idempotency_ttl_seconds=60)
+    assert isinstance(task_store(memory), MemoryTaskStore)
+    assert task_store(memory) is not task_store(memory)  # one per app: the pack shares the one it made
+    backend = RedisBackend("redis://127.0.0.1:1/0")
+    redis = PackStorage(
+        redis=backend.connection, key_prefix="x:", idempotency=backend.idempotency, idempotency_ttl_seconds=60
+    )
+    assert isinstance(task_store(redis), RedisTaskStore)
 
 
 def test_cursor_codec_binds_listing_and_supports_rotation() -> None:

@@ -8,12 +8,10 @@ from collections import Counter
 from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import Pack
-from app.services import Services
+from app.packs.api import NoSettings, Pack, PackContext
 
 RUNS: Counter[str] = Counter()
 log = logging.getLogger("tests.guard_pack")
@@ -25,8 +23,7 @@ def _ran(tool: str) -> dict[str, Any]:
     return {"runs": RUNS[tool], "pid": os.getpid()}
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("guard", server, services)
+def setup(pack: PackContext[NoSettings]) -> None:
     scopes = ("guard",)
 
     @pack.tool(
@@ -56,7 +53,6 @@ def register(server: MCPServer[Any], services: Services) -> None:
         text: Annotated[str, Field(max_length=100)],
         delay: Annotated[float, Field(ge=0, le=10)] = 0,
         fail: bool = False,
-        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         await anyio.sleep(delay)
         result = _ran("note_write")
@@ -95,3 +91,6 @@ def register(server: MCPServer[Any], services: Services) -> None:
     @pack.tool("costly", description="Costs 5 tokens.", scopes=scopes, read_only=True, cost=5)
     async def costly() -> dict[str, Any]:
         return _ran("costly")
+
+
+pack = Pack("guard", setup)

@@ -7,9 +7,9 @@ from pathlib import Path
 from tests.support.service import ROOT
 
 PACKS = {
-    "slow": "tests.support.slow_pack:register",
-    "broken": "tests.support.slow_pack:register_broken",
-    "guard": "tests.support.guard_pack:register",
+    "slow": "tests.support.slow_pack:pack",
+    "broken": "tests.support.slow_pack:broken",
+    "guard": "tests.support.guard_pack:pack",
 }
 
 

@@ -1,6 +1,6 @@
 """A third-party-style pack used by tests, installed through the entry-point group at run time.
 
-It proves the plugin path (entry point -> register) and gives shutdown tests a call that stays in
+It proves the plugin path (entry point -> `Pack`) and gives shutdown tests a call that stays in
 flight for as long as they need.
 """
 
@@ -10,24 +10,26 @@ import logging
 from typing import Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from app.auth.principal import current_principal
-from app.services import Services
+from app.packs.api import NoSettings, Pack, PackContext
+
+SCOPES = ("slow",)
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    del services
-
-    @server.tool(name="whoami", description="Report the calling principal, as the guard chain bound it.")
+def setup(pack: PackContext[NoSettings]) -> None:
+    @pack.tool("whoami", scopes=SCOPES, description="Report the calling principal, as the guard chain bound it.")
     def whoami() -> dict[str, Any]:
         principal = current_principal()
         logging.getLogger("tests.slow_pack").warning("whoami body ran for %s", principal.id)
         return {"id": principal.id, "kind": principal.kind, "scopes": sorted(principal.scopes)}
 
-    @server.tool(
-        name="sleep", description="Wait the given number of seconds, reporting progress each second, then say so."
+    @pack.tool(
+        "sleep",
+        scopes=SCOPES,
+        description="Wait the given number of seconds, reporting progress each second, then say so.",
     )
     async def sleep(ctx: Context, seconds: float = Field(ge=0, le=60)) -> str:
         steps = max(1, int(seconds))
@@ -37,5 +39,9 @@ def register(server: MCPServer[Any], services: Services) -> None:
         return f"slept {seconds:g}s"
 
 
-def register_broken(server: MCPServer[Any], services: Services) -> None:
+def setup_broken(pack: PackContext[NoSettings]) -> None:
     raise RuntimeError("this pack is broken on purpose")
+
+
+pack = Pack("slow", setup)
+broken = Pack("broken", setup_broken)

@@ -6,17 +6,17 @@ texts and the SDK's own everything-server, grouped by what they exercise.
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
+from app.packs.api import NoSettings, Pack, PackContext
 from app.packs.conformance import backchannel, content, input_required, protocol
-from app.services import Services
+
+SCOPES = ("conformance",)  # everything here needs this scope (or admin): fixtures, not features
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    del services
-    content.register(server)
-    backchannel.register(server)
-    input_required.register(server)
-    protocol.register(server)
+def setup(context: PackContext[NoSettings]) -> None:
+    content.register(context, SCOPES)
+    backchannel.register(context, SCOPES)
+    input_required.register(context, SCOPES)
+    protocol.register(context, SCOPES)
+
+
+pack = Pack("conformance", setup)

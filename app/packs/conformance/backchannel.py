@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp.types import MISSING_REQUIRED_CLIENT_CAPABILITY, SamplingMessage, TextContent
 from pydantic import BaseModel, Field
+
+from app.packs.api import PackContext
 
 
 class UserResponse(BaseModel):
@@ -80,8 +82,8 @@ async def _elicit(ctx: Context, message: str, schema: type[BaseModel], prefix: s
     return f"{prefix}: action={result.action}, content={content}"
 
 
-def register(server: MCPServer[Any]) -> None:
-    @server.tool(description="Tests tool that emits log messages during execution")
+def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
+    @pack.tool(scopes=scopes, description="Tests tool that emits log messages during execution")
     async def test_tool_with_logging(ctx: Context) -> str:
         await ctx.info("Tool execution started")
         await anyio.sleep(0.05)
@@ -90,13 +92,15 @@ def register(server: MCPServer[Any]) -> None:
         await ctx.info("Tool execution completed")
         return "Tool with logging executed successfully"
 
-    @server.tool(description="Emits log notifications; on 2026-07-28 only when the request's _meta opted in.")
+    @pack.tool(
+        scopes=scopes, description="Emits log notifications; on 2026-07-28 only when the request's _meta opted in."
+    )
     async def test_logging_tool(ctx: Context) -> str:
         await ctx.info("test_logging_tool log line 1")
         await ctx.info("test_logging_tool log line 2")
         return "logging tool done"
 
-    @server.tool(description="Tests tool that reports progress notifications")
+    @pack.tool(scopes=scopes, description="Tests tool that reports progress notifications")
     async def test_tool_with_progress(ctx: Context) -> str:
         for step in (0, 50, 100):
             await ctx.report_progress(progress=step, total=100, message=f"Completed step {step} of 100")
@@ -106,7 +110,7 @@ def register(server: MCPServer[Any]) -> None:
         token = meta.get("progress_token") if meta else 0
         return str(token)
 
-    @server.tool(description="Tests SSE polling by closing the stream mid-call (SEP-1699)")
+    @pack.tool(scopes=scopes, description="Tests SSE polling by closing the stream mid-call (SEP-1699)")
     async def test_reconnection(ctx: Context) -> str:
         await ctx.info("Before disconnect")
         await ctx.close_sse_stream()
@@ -114,7 +118,7 @@ def register(server: MCPServer[Any]) -> None:
         await ctx.info("After reconnect")
         return "Reconnection test completed"
 
-    @server.tool(description="Tests server-initiated sampling (LLM completion request)")
+    @pack.tool(scopes=scopes, description="Tests server-initiated sampling (LLM completion request)")
     async def test_sampling(prompt: Annotated[str, Field(max_length=10_000)], ctx: Context) -> str:
         try:
             result = await ctx.session.create_message(
@@ -127,20 +131,23 @@ def register(server: MCPServer[Any]) -> None:
         text = result.content.text if isinstance(result.content, TextContent) else "No response"
         return f"LLM response: {text}"
 
-    @server.tool(description="Tests server-initiated elicitation (user input request)")
+    @pack.tool(scopes=scopes, description="Tests server-initiated elicitation (user input request)")
     async def test_elicitation(message: Annotated[str, Field(max_length=10_000)], ctx: Context) -> str:
         return await _elicit(ctx, message, UserResponse, "User response")
 
-    @server.tool(description="Tests elicitation with default values for all primitive types (SEP-1034)")
+    @pack.tool(scopes=scopes, description="Tests elicitation with default values for all primitive types (SEP-1034)")
     async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
         return await _elicit(ctx, "Please provide user information", DefaultsSchema, "Elicitation completed")
 
-    @server.tool(description="Tests elicitation with enum schema variations per SEP-1330")
+    @pack.tool(scopes=scopes, description="Tests elicitation with enum schema variations per SEP-1330")
     async def test_elicitation_sep1330_enums(ctx: Context) -> str:
         message = "Please select values using different enum schema types"
         return await _elicit(ctx, message, EnumSchemas, "Elicitation completed")
 
-    @server.tool(description="Requires the client 'sampling' capability; -32021 with requiredCapabilities when absent.")
+    @pack.tool(
+        scopes=scopes,
+        description="Requires the client 'sampling' capability; -32021 with requiredCapabilities when absent.",
+    )
     async def test_missing_capability(ctx: Context) -> str:
         caps = ctx.session.client_capabilities
         if caps is None or caps.sampling is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.types import (
     CreateMessageRequest,
@@ -26,6 +26,8 @@ from mcp.types import (
     SamplingMessage,
     TextContent,
 )
+
+from app.packs.api import PackContext
 
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 CONFIRM_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
@@ -48,21 +50,21 @@ def _elicited(answer: Any, field: str) -> Any:
     return None
 
 
-def register(server: MCPServer[Any]) -> None:
-    @server.tool(description="Needs user input; on the stateless wire it must use InputRequiredResult.")
+def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
+    @pack.tool(scopes=scopes, description="Needs user input; on the stateless wire it must use InputRequiredResult.")
     async def test_streaming_elicitation(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and "user_name" in ctx.input_responses:
             return "streaming elicitation done"
         return InputRequiredResult(input_requests={"user_name": _form("What is your name?", NAME_SCHEMA)})
 
-    @server.tool(description="Tests InputRequiredResult with a single elicitation request")
+    @pack.tool(scopes=scopes, description="Tests InputRequiredResult with a single elicitation request")
     async def test_input_required_result_elicitation(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and "user_name" in ctx.input_responses:
             name = _elicited(ctx.input_responses["user_name"], "name") or "stranger"
             return f"Hello, {name}!"
         return InputRequiredResult(input_requests={"user_name": _form("What is your name?", NAME_SCHEMA)})
 
-    @server.tool(description="Tests InputRequiredResult with a single sampling request")
+    @pack.tool(scopes=scopes, description="Tests InputRequiredResult with a single sampling request")
     async def test_input_required_result_sampling(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and "capital_question" in ctx.input_responses:
             answer = ctx.input_responses["capital_question"]
@@ -70,7 +72,7 @@ def register(server: MCPServer[Any]) -> None:
             return f"Model said: {answer.content.text if ok else '?'}"  # type: ignore[union-attr]
         return InputRequiredResult(input_requests={"capital_question": _sample("What is the capital of France?", 100)})
 
-    @server.tool(description="Tests InputRequiredResult with a single roots/list request")
+    @pack.tool(scopes=scopes, description="Tests InputRequiredResult with a single roots/list request")
     async def test_input_required_result_list_roots(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and "client_roots" in ctx.input_responses:
             answer = ctx.input_responses["client_roots"]
@@ -78,7 +80,7 @@ def register(server: MCPServer[Any]) -> None:
             return f"Client exposed {count} root(s)."
         return InputRequiredResult(input_requests={"client_roots": ListRootsRequest()})
 
-    @server.tool(description="Tests requestState round-tripping in the InputRequiredResult flow")
+    @pack.tool(scopes=scopes, description="Tests requestState round-tripping in the InputRequiredResult flow")
     async def test_input_required_result_request_state(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and "confirm" in ctx.input_responses and ctx.request_state == "request-state-nonce":
             return "state-ok: confirmation received"
@@ -86,7 +88,10 @@ def register(server: MCPServer[Any]) -> None:
             input_requests={"confirm": _form("Please confirm", CONFIRM_SCHEMA)}, request_state="request-state-nonce"
         )
 
-    @server.tool(description="Tests InputRequiredResult carrying elicitation, sampling and roots requests together")
+    @pack.tool(
+        scopes=scopes,
+        description="Tests InputRequiredResult carrying elicitation, sampling and roots requests together",
+    )
     async def test_input_required_result_multiple_inputs(ctx: Context) -> str | InputRequiredResult:
         if ctx.input_responses and {"user_name", "greeting", "client_roots"} <= ctx.input_responses.keys():
             return "All inputs received."
@@ -99,7 +104,7 @@ def register(server: MCPServer[Any]) -> None:
             request_state="multiple-inputs",
         )
 
-    @server.tool(description="Tests a three-round InputRequiredResult flow with evolving requestState")
+    @pack.tool(scopes=scopes, description="Tests a three-round InputRequiredResult flow with evolving requestState")
     async def test_input_required_result_multi_round(ctx: Context) -> str | InputRequiredResult:
         state = json.loads(ctx.request_state) if ctx.request_state else {"round": 0}
         responses = ctx.input_responses or {}
@@ -116,7 +121,9 @@ def register(server: MCPServer[Any]) -> None:
             request_state=json.dumps({"round": 1}),
         )
 
-    @server.tool(description="Tests that a tampered requestState echo is rejected (the SDK boundary checks it).")
+    @pack.tool(
+        scopes=scopes, description="Tests that a tampered requestState echo is rejected (the SDK boundary checks it)."
+    )
     async def test_input_required_result_tampered_state(ctx: Context) -> str | InputRequiredResult:
         if ctx.request_state is None:
             return InputRequiredResult(
@@ -124,7 +131,9 @@ def register(server: MCPServer[Any]) -> None:
             )
         return f"state-ok: {ctx.request_state}"
 
-    @server.tool(description="Tests that inputRequests only include methods the client declared support for")
+    @pack.tool(
+        scopes=scopes, description="Tests that inputRequests only include methods the client declared support for"
+    )
     async def test_input_required_result_capabilities(ctx: Context) -> InputRequiredResult:
         caps = ctx.client_capabilities
         requests: dict[str, InputRequest] = {}
@@ -134,7 +143,7 @@ def register(server: MCPServer[Any]) -> None:
             requests["ask"] = _form("What is your name?", NAME_SCHEMA)
         return InputRequiredResult(input_requests=requests, request_state="capability-gated")
 
-    @server.prompt(description="Tests InputRequiredResult from prompts/get (SEP-2322 non-tool request)")
+    @pack.prompt(scopes=scopes, description="Tests InputRequiredResult from prompts/get (SEP-2322 non-tool request)")
     async def test_input_required_result_prompt(ctx: Context) -> list[UserMessage] | InputRequiredResult:
         if ctx.input_responses and "user_context" in ctx.input_responses:
             text = _elicited(ctx.input_responses["user_context"], "context") or "?"

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.types import (
     Completion,
@@ -20,7 +20,7 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from app.packs._sdk import lowlevel
+from app.packs.api import PackContext
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,8 @@ logger = logging.getLogger(__name__)
 MAX_SUBSCRIPTIONS = 1000
 
 
-def register(server: MCPServer[Any]) -> None:
+def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
     subscriptions: set[str] = set()
-    low = lowlevel(server)
 
     async def set_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
         logger.info("client asked for log level %s", params.level)
@@ -45,11 +44,11 @@ def register(server: MCPServer[Any]) -> None:
         subscriptions.discard(str(params.uri))
         return EmptyResult()
 
-    low.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
-    low.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
-    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    pack.method("logging/setLevel", SetLevelRequestParams, set_level)
+    pack.method("resources/subscribe", SubscribeRequestParams, subscribe)
+    pack.method("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
-    @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # untyped in mcp 2.3
+    @pack.completion
     async def complete(
         ref: PromptReference | ResourceTemplateReference,
         argument: CompletionArgument,
@@ -60,15 +59,21 @@ def register(server: MCPServer[Any]) -> None:
     def dynamic() -> str:
         return "dynamic"
 
-    @server.tool(description="Mutates the tool list and announces it to subscriptions/listen streams (SEP-2575)")
+    @pack.tool(
+        scopes=scopes, description="Mutates the tool list and announces it to subscriptions/listen streams (SEP-2575)"
+    )
     async def test_trigger_tool_change(ctx: Context) -> str:
+        server = ctx.mcp_server  # the SDK hands every tool its server: an item that exists for a moment
         server.add_tool(dynamic, name="test_dynamic_tool", description="A tool that exists for a moment.")
         server.remove_tool("test_dynamic_tool")
         await ctx.notify_tools_changed()
         return "tool list changed"
 
-    @server.tool(description="Mutates the prompt list and announces it to subscriptions/listen streams (SEP-2575)")
+    @pack.tool(
+        scopes=scopes, description="Mutates the prompt list and announces it to subscriptions/listen streams (SEP-2575)"
+    )
     async def test_trigger_prompt_change(ctx: Context) -> str:
+        server = ctx.mcp_server
         server.add_prompt(Prompt.from_function(dynamic, name="test_dynamic_prompt", description="dynamic"))
         server.remove_prompt("test_dynamic_prompt")
         await ctx.notify_prompts_changed()

@@ -11,21 +11,20 @@ token scoped to what it is meant to expose (a fine-grained token on chosen repos
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
-from app.packs.api import Pack
+from app.packs.api import Pack, PackContext, SharedKey
 from app.packs.github.client import GitHub
+from app.packs.github.settings import GitHubSettings
 from app.packs.github.tools import register_tools
-from app.services import Services
+
+__all__ = ["GITHUB", "GitHub", "GitHubSettings", "pack"]
+
+GITHUB: SharedKey[GitHub] = SharedKey("github.client")  # for packs that require this one (github_tasks)
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("github", server, services)
-    github = GitHub(services)
-    register_tools(pack, github)
-    if "tasks" in services.settings.packs:
-        from app.packs.github.compose import register_compose
+def setup(context: PackContext[GitHubSettings]) -> None:
+    github = GitHub(context.upstreams, context.settings)
+    context.share(GITHUB, github)
+    register_tools(context, github)
 
-        register_compose(pack, github)
+
+pack = Pack("github", setup, settings=GitHubSettings)

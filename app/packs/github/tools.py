@@ -10,7 +10,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import Pack
+from app.packs.api import PackContext
 from app.packs.github.client import GitHub, contents_path, next_page, repo_path, unexpected
 from app.packs.github.models import (
     Contents,
@@ -39,10 +39,9 @@ BODY_PREVIEW_CHARS = 500
 BINARY_SNIFF_BYTES = 8000
 
 
-def register_tools(pack: Pack, github: GitHub) -> None:
-    settings = pack.settings
-    max_file_bytes: int = settings.github_max_file_bytes
-    two_calls_timeout = max(settings.tool_timeout_seconds, 2 * settings.upstream_total_timeout_seconds + 5)
+def register_tools(pack: PackContext[Any], github: GitHub) -> None:
+    max_file_bytes = github.max_file_bytes
+    two_calls_timeout = max(pack.service.default_tool_timeout_seconds, 2 * pack.upstreams.total_timeout_seconds + 5)
 
     @pack.tool(
         "list_repositories",
@@ -257,16 +256,7 @@ def register_tools(pack: Pack, github: GitHub) -> None:
         title: Annotated[str, Field(min_length=1, max_length=256, description="Issue title.")],
         body: Annotated[str | None, Field(max_length=65536, description="Issue body (Markdown).")] = None,
         labels: Annotated[list[LabelName] | None, Field(max_length=20)] = None,
-        idempotency_key: Annotated[
-            str | None,
-            Field(
-                min_length=1,
-                max_length=200,
-                description="Makes retries safe: the same key with the same arguments returns the first result.",
-            ),
-        ] = None,
     ) -> CreatedIssue:
-        del idempotency_key  # the guard chain's idempotency stage acts on it
         if not title.strip():
             raise ServiceError(ErrorCode.VALIDATION_ERROR, "title must not be blank", details={"field": "title"})
         payload: dict[str, Any] = {"title": title}

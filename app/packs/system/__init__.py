@@ -8,17 +8,14 @@ use); the ``code-review`` prompt.
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
-from app.packs.api import Pack
+from app.packs.api import NoSettings, Pack, PackContext
 from app.packs.system import info, prompts, reference
-from app.services import Services
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("system", server, services)
-    info.register(pack)
-    reference.register(pack)
-    prompts.register(pack)
+def setup(context: PackContext[NoSettings]) -> None:
+    info.register(context)
+    reference.register(context)
+    prompts.register(context)
+
+
+pack = Pack("system", setup)

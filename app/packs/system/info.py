@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Literal
+from typing import Any, Literal
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from app import __version__
-from app.health import overall
-from app.packs.api import Pack
+from app.packs.api import PackContext
 
 SCOPES = ("system:read",)
 
@@ -57,8 +56,8 @@ def _memory() -> MemoryUse:
     return MemoryUse(rss_bytes=rss, peak_rss_bytes=peak)
 
 
-def register(pack: Pack) -> None:
-    services = pack.services
+def register(pack: PackContext[Any]) -> None:
+    service = pack.service
 
     @pack.tool(
         "health_check",
@@ -72,8 +71,7 @@ def register(pack: Pack) -> None:
         read_only=True,
     )
     async def health_check() -> HealthReport:
-        lifecycle = services.lifecycle
-        checks = await services.health.run()
+        health = await service.health()
         dependencies = [
             DependencyStatus(
                 name=str(c["name"]),
@@ -82,10 +80,9 @@ def register(pack: Pack) -> None:
                 latency_ms=float(c["latency_ms"]),  # type: ignore[arg-type]
                 details={k: v for k, v in c.items() if k not in ("name", "status", "required", "latency_ms")},
             )
-            for c in checks
+            for c in health.checks
         ]
-        status = overall(checks) if lifecycle.ready else lifecycle.phase.value
-        return HealthReport(status=status, phase=lifecycle.phase.value, dependencies=dependencies, memory=_memory())
+        return HealthReport(status=health.status, phase=health.phase, dependencies=dependencies, memory=_memory())
 
     @pack.tool(
         "server_info",
@@ -102,13 +99,12 @@ def register(pack: Pack) -> None:
     async def server_info() -> ServerInfo:
         from importlib.metadata import version
 
-        settings = services.settings
         return ServerInfo(
-            name=settings.server_name,
+            name=service.name,
             version=__version__,
             mcp_sdk_version=version("mcp"),
-            enabled_packs=list(services.enabled_packs) or list(settings.packs),
+            enabled_packs=list(service.enabled_packs),
             protocol_versions=[*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS],
-            transport_mode=settings.transport_mode,
-            backend=services.backend.name,
+            transport_mode=service.transport_mode,
+            backend=service.backend,
         )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import Field
 
-from app.packs.api import Pack
+from app.packs.api import PackContext
 
 Focus = Literal["correctness", "security", "performance", "readability", "all"]
 
 
-def register(pack: Pack) -> None:
+def register(pack: PackContext[Any]) -> None:
     @pack.prompt(
         "code-review",
         scopes=("system:read",),

@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, get_args
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from app.auth.principal import current_principal
-from app.packs.api import Pack
+from app.packs.api import PackContext
 
 
-def effective_settings(settings: Any) -> dict[str, Any]:
+def effective_settings(settings: BaseModel) -> dict[str, Any]:
     """Every setting with its effective value; secrets only say whether they are set."""
     out: dict[str, Any] = {}
-    for name in type(settings).model_fields:
+    for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         if isinstance(value, SecretStr) or (isinstance(value, list) and value and isinstance(value[0], SecretStr)):
             out[name] = f"<set: {len(value)} entries>" if isinstance(value, list) else "<set>"
-        elif value is None and name in ("redis_url", "github_token", "jwt_public_key", "metrics_token"):
+        elif value is None and _is_secret(field.annotation):
             out[name] = "<unset>"
         else:
-            out[name] = value.model_dump() if hasattr(value, "model_dump") else value
+            out[name] = value.model_dump() if isinstance(value, BaseModel) else value
     normalized: dict[str, Any] = json.loads(json.dumps(out, default=str))
     return normalized
+
+
+def _is_secret(annotation: Any) -> bool:
+    return SecretStr in (annotation, *get_args(annotation))
+
+
+def configuration(sources: Mapping[str, BaseModel]) -> dict[str, Any]:
+    """The service's settings at the top level, and each enabled pack's under ``pack_settings``."""
+    core = {name: effective_settings(model) for name, model in sources.items()}
+    out = core.pop("service", {})
+    out["pack_settings"] = core
+    return out
 
 
 def _arguments(schema: dict[str, Any]) -> list[str]:
@@ -41,8 +54,8 @@ def _arguments(schema: dict[str, Any]) -> list[str]:
     return lines
 
 
-def register(pack: Pack) -> None:
-    services = pack.services
+def register(pack: PackContext[Any]) -> None:
+    service = pack.service
 
     @pack.resource(
         "config://service",
@@ -52,7 +65,7 @@ def register(pack: Pack) -> None:
         mime_type="application/json",
     )
     def config() -> str:
-        return json.dumps(effective_settings(services.settings), indent=2, sort_keys=True)
+        return json.dumps(configuration(service.configuration()), indent=2, sort_keys=True)
 
     @pack.resource(
         "docs://tools",
@@ -62,12 +75,10 @@ def register(pack: Pack) -> None:
         mime_type="text/markdown",
     )
     async def tools_reference() -> str:
-        server = pack.server
         principal = current_principal()
-        lines = [f"# Tools of {services.settings.server_name}", ""]
-        for tool in sorted(await server.list_tools(), key=lambda t: t.name):
-            policy = services.policies.tool(tool.name)
-            scopes = policy.scopes
+        lines = [f"# Tools of {service.name}", ""]
+        for tool in sorted(await service.list_tools(), key=lambda t: t.name):
+            scopes = service.policy(tool.name).scopes
             if principal.missing(scopes):
                 continue
             hints = tool.annotations

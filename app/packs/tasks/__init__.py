@@ -2,13 +2,11 @@
 
 Tools (``tasks:read``): ``get_task``, ``list_tasks``, ``task_history``; (``tasks:write``):
 ``create_task``, ``update_task``, ``complete_task``, ``delete_task``. Resource template ``task://{id}``
-and prompt ``triage-tasks`` (``tasks:read``).
+and prompt ``triage-tasks`` (``tasks:read``). Setting: ``MCPS_TASKS_MAX_PER_PRINCIPAL``.
 
-For other packs (e.g. a composed tool that files a GitHub issue for a task)::
+Other packs reach the store by requiring this pack and reading what it shares (see ``github_tasks``)::
 
-    from app.packs.tasks import get_task_store, set_external_link, task_errors
-
-    store = get_task_store(services)
+    store = pack.shared(TASK_STORE)
     owner = current_principal().id
     with task_errors(task_id):
         task = await store.get(owner, task_id)
@@ -21,14 +19,10 @@ Such a tool should declare ``invalidates=("tasks:{principal}",)`` so cached task
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
-from app.packs.api import Pack
+from app.packs.api import Pack, PackContext, PackStorage, SharedKey
 from app.packs.tasks import resources, tools
 from app.packs.tasks.models import Task, TaskChanges, TaskDraft, TaskEvent
+from app.packs.tasks.settings import TasksSettings
 from app.packs.tasks.store import (
     ListPage,
     TaskFilter,
@@ -41,9 +35,9 @@ from app.packs.tasks.store import (
 )
 from app.packs.tasks.store_memory import MemoryTaskStore
 from app.packs.tasks.store_redis import RedisTaskStore
-from app.services import Services
 
 __all__ = [
+    "TASK_STORE",
     "ListPage",
     "MemoryTaskStore",
     "RedisTaskStore",
@@ -55,31 +49,29 @@ __all__ = [
     "TaskLimitReached",
     "TaskNotFound",
     "TaskStore",
+    "TasksSettings",
     "VersionConflict",
-    "get_task_store",
-    "register",
+    "pack",
     "set_external_link",
     "task_errors",
+    "task_store",
 ]
 
-# One store per Services object (Services is not hashable: keyed by id, dropped when it is collected).
-_stores: dict[int, TaskStore] = {}
+TASK_STORE: SharedKey[TaskStore] = SharedKey("tasks.store")
 
 
-def get_task_store(services: Services) -> TaskStore:
-    """The task store of this app: Redis when the backend is Redis (``MCPS_REDIS_URL``), else memory."""
-    key = id(services)
-    store = _stores.get(key)
-    if store is None:
-        redis = services.backend.redis
-        store = RedisTaskStore(redis) if redis is not None else MemoryTaskStore()
-        _stores[key] = store
-        weakref.finalize(services, _stores.pop, key, None)
-    return store
+def task_store(storage: PackStorage) -> TaskStore:
+    """Redis when the service shares a Redis (``MCPS_REDIS_URL``), else memory (one replica)."""
+    if storage.redis is None:
+        return MemoryTaskStore()
+    return RedisTaskStore(storage.redis)
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("tasks", server, services)
-    store = get_task_store(services)
-    tools.register(pack, store)
-    resources.register(pack, store)
+def setup(context: PackContext[TasksSettings]) -> None:
+    store = task_store(context.storage)
+    context.share(TASK_STORE, store)
+    tools.register(context, store)
+    resources.register(context, store)
+
+
+pack = Pack("tasks", setup, settings=TasksSettings)

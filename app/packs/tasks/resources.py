@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver.prompts.base import UserMessage
 from pydantic import Field
 
 from app.auth.principal import current_principal
 from app.errors import not_found
-from app.packs.api import Pack
+from app.packs.api import PackContext
 from app.packs.tasks.models import Tag, Task, is_task_id
 from app.packs.tasks.store import TaskFilter, TaskStore, task_errors
 
@@ -34,7 +34,7 @@ def _line(task: Task) -> str:
     return json.dumps(item, ensure_ascii=False)
 
 
-def register(pack: Pack, store: TaskStore) -> None:
+def register(pack: PackContext[Any], store: TaskStore) -> None:
     @pack.resource(
         "task://{id}",
         scopes=READ,

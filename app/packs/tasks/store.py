@@ -4,8 +4,8 @@ Two implementations pass the same tests: `MemoryTaskStore` (one replica) and `Re
 Every write is atomic: the task, its history event and its listing entry change together or not at
 all. A store that cannot reach its state raises `app.backends.BackendUnavailable`.
 
-Other packs reach tasks through `app.packs.tasks.get_task_store(services)`, always passing the
-caller's principal id as ``owner`` (tenancy is the caller's job at this level, exactly as in the tools).
+Other packs reach tasks through the store the tasks pack shares (``TASK_STORE``), always passing
+the caller's principal id as ``owner`` (tenancy is the caller's job at this level, exactly as in the tools).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from app.auth.principal import current_principal
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import Pack
+from app.packs.api import PackContext
 from app.packs.tasks.cursor import MAX_CURSOR_CHARS, CursorCodec, InvalidCursor
 from app.packs.tasks.models import (
     DeleteTaskResult,
@@ -41,6 +41,7 @@ from app.packs.tasks.models import (
     TaskPage,
 )
 from app.packs.tasks.models import Title as TitleType
+from app.packs.tasks.settings import TasksSettings
 from app.packs.tasks.store import TaskFilter, TaskStore, task_errors
 
 logger = logging.getLogger(__name__)
@@ -75,15 +76,6 @@ Cursor = Annotated[
     Field(min_length=1, max_length=MAX_CURSOR_CHARS, description="next_cursor from the previous page, unchanged."),
 ]
 Version = Annotated[int, Field(ge=1, le=2**53, description="The version you last read (the task's version field).")]
-IdempotencyKey = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=200,
-        description="Any unique string (e.g. a UUID). Retrying with the same key and arguments returns the first "
-        "result instead of creating a second task.",
-    ),
-]
 
 
 class ConfirmDelete(BaseModel):
@@ -118,14 +110,14 @@ def _accepted(answer: Any) -> bool:
     return answer.content.get("confirm") is True
 
 
-def register(pack: Pack, store: TaskStore) -> None:
-    settings = pack.services.settings
+def register(pack: PackContext[TasksSettings], store: TaskStore) -> None:
+    service = pack.service
+    max_tasks = pack.settings.max_per_principal
     codecs: list[CursorCodec] = []
 
     async def cursor_codec() -> CursorCodec:
         if not codecs:
-            keys = [key.get_secret_value().encode() for key in settings.request_state_keys]
-            codecs.append(CursorCodec(keys or [await store.shared_secret()]))
+            codecs.append(CursorCodec(list(service.request_state_keys) or [await store.shared_secret()]))
         return codecs[0]
 
     def can_elicit(ctx: Context) -> bool:
@@ -135,7 +127,7 @@ def register(pack: Pack, store: TaskStore) -> None:
             return False  # no form elicitation declared
         # 2026-07-28: an InputRequiredResult round trip. Handshake era: only a stateful session has the
         # back channel a mid-call elicitation/create request needs.
-        return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not settings.stateless
+        return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not service.stateless
 
     @pack.tool(
         "create_task",
@@ -159,15 +151,11 @@ def register(pack: Pack, store: TaskStore) -> None:
         priority: Annotated[Priority, Field(description="1 (most urgent) to 5 (least urgent).")] = 3,
         tags: Annotated[Tags | None, Field(description="Up to 20 labels, each 1-50 of a-z 0-9 _ . -")] = None,
         due: Annotated[DueDate | None, Field(description="Due date, YYYY-MM-DD.")] = None,
-        idempotency_key: IdempotencyKey | None = None,
     ) -> Task:
-        del idempotency_key  # the guard chain's idempotency stage acts on it before this runs
         principal = current_principal()
         draft = TaskDraft(title=title, description=description, priority=priority, tags=tags or [], due=due)
         with task_errors():
-            task = await store.create(
-                principal.id, draft, actor=principal.id, max_tasks=settings.tasks_max_per_principal
-            )
+            task = await store.create(principal.id, draft, actor=principal.id, max_tasks=max_tasks)
         await publish_updated(ctx, task.id)
         return task
 

@@ -8,16 +8,15 @@ turns the fallback off). Scope: ``weather:read``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
-from app.packs.api import Pack
+from app.packs.api import Pack, PackContext
 from app.packs.weather.openmeteo import OpenMeteo
+from app.packs.weather.settings import WeatherSettings
 from app.packs.weather.tools import register_tools
-from app.services import Services
 
 
-def register(server: MCPServer[Any], services: Services) -> None:
-    pack = Pack("weather", server, services)
-    register_tools(pack, OpenMeteo(services))
+def setup(context: PackContext[WeatherSettings]) -> None:
+    settings = context.settings
+    register_tools(context, OpenMeteo(context.upstreams, settings.geocoding_url, settings.forecast_url))
+
+
+pack = Pack("weather", setup, settings=WeatherSettings)

@@ -1,4 +1,4 @@
-"""Open-Meteo's geocoding and forecast APIs through the shared `UpstreamClient` (one per API, each with its breaker).
+"""Open-Meteo's geocoding and forecast APIs through the pack's upstream clients (one per API, each with its breaker).
 
 No key is needed. Each endpoint URL is a setting (``MCPS_WEATHER_GEOCODING_URL``,
 ``MCPS_WEATHER_FORECAST_URL``), so a self-hosted Open-Meteo or a customer endpoint works too.
@@ -6,12 +6,12 @@ No key is needed. Each endpoint URL is a setting (``MCPS_WEATHER_GEOCODING_URL``
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.errors import ErrorCode, ServiceError
+from app.packs.api import Upstreams
 from app.packs.weather.models import (
     CurrentConditions,
     DailyForecast,
@@ -22,8 +22,7 @@ from app.packs.weather.models import (
     compass,
     describe,
 )
-from app.services import Services
-from app.upstream import CircuitBreaker, UpstreamClient
+from app.upstream import CircuitBreaker
 from app.upstream.errors import unexpected_shape
 
 GEOCODING = "open-meteo-geocoding"
@@ -60,52 +59,17 @@ def split_endpoint(url: str) -> tuple[str, str]:
 
 
 class OpenMeteo:
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        self.geocoding_breaker: CircuitBreaker = services.breakers.get(GEOCODING)
-        self.forecast_breaker: CircuitBreaker = services.breakers.get(FORECAST)
-        self._geocoding: tuple[UpstreamClient, str] | None = None
-        self._forecast: tuple[UpstreamClient, str] | None = None
-        services.on_startup(self._open)
-
-    async def _open(self, stack: AsyncExitStack) -> None:
-        settings = self._services.settings
-        opened: list[tuple[UpstreamClient, str]] = []
-        for name, url, breaker in (
-            (GEOCODING, settings.weather_geocoding_url, self.geocoding_breaker),
-            (FORECAST, settings.weather_forecast_url, self.forecast_breaker),
-        ):
-            base, path = split_endpoint(url)
-            client = UpstreamClient(
-                name,
-                base,
-                connect_timeout=settings.upstream_connect_timeout_seconds,
-                read_timeout=settings.upstream_read_timeout_seconds,
-                total_timeout=settings.upstream_total_timeout_seconds,
-                max_attempts=settings.upstream_max_attempts,
-                breaker=breaker,
-                etag_cache=self._services.etag_cache,
-                # Metrics and spans per attempt, when the observability wiring provides them.
-                observer=self._services.upstream_observer,
-            )
-            stack.push_async_callback(client.aclose)
-            opened.append((client, path))
-        self._geocoding, self._forecast = opened
-        stack.callback(self._forget)
-
-    def _forget(self) -> None:
-        self._geocoding = self._forecast = None
-
-    @staticmethod
-    def _ready(endpoint: tuple[UpstreamClient, str] | None) -> tuple[UpstreamClient, str]:
-        if endpoint is None:
-            raise ServiceError(ErrorCode.UNAVAILABLE, "the weather pack is not started yet", retry_after_ms=1000)
-        return endpoint
+    def __init__(self, upstreams: Upstreams, geocoding_url: str, forecast_url: str) -> None:
+        geocoding_base, self._geocoding_path = split_endpoint(geocoding_url)
+        forecast_base, self._forecast_path = split_endpoint(forecast_url)
+        self._geocoding = upstreams.client(GEOCODING, geocoding_base)
+        self._forecast = upstreams.client(FORECAST, forecast_base)
+        self.geocoding_breaker: CircuitBreaker = self._geocoding.breaker
+        self.forecast_breaker: CircuitBreaker = self._forecast.breaker
 
     async def geocode(self, location: str) -> Place:
-        client, path = self._ready(self._geocoding)
-        response = await client.request(
-            "GET", path, params={"name": location, "count": 1, "language": "en", "format": "json"}
+        response = await self._geocoding.request(
+            "GET", self._geocoding_path, params={"name": location, "count": 1, "language": "en", "format": "json"}
         )
         data = response.json()
         results = data.get("results") if isinstance(data, dict) else None
@@ -134,7 +98,6 @@ class OpenMeteo:
             raise unexpected_shape(GEOCODING) from None
 
     async def forecast(self, place: Place, units: Units) -> WeatherReport:
-        client, path = self._ready(self._forecast)
         params: dict[str, Any] = {
             "latitude": place.latitude,
             "longitude": place.longitude,
@@ -145,7 +108,7 @@ class OpenMeteo:
         }
         if units == "imperial":
             params.update(IMPERIAL_PARAMS)
-        data = (await client.request("GET", path, params=params)).json()
+        data = (await self._forecast.request("GET", self._forecast_path, params=params)).json()
         if not isinstance(data, dict) or not isinstance(data.get("current"), dict):
             raise unexpected_shape(FORECAST)
         try:

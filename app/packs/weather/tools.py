@@ -11,9 +11,10 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import AfterValidator, Field
 
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import Pack
+from app.packs.api import PackContext
 from app.packs.weather.models import Units, WeatherReport
 from app.packs.weather.openmeteo import FORECAST_DAYS, OpenMeteo
+from app.packs.weather.settings import WeatherSettings
 from app.policy import META_KEY
 from app.upstream.stale import LastGoodStore, Outcome
 
@@ -47,9 +48,9 @@ def normalize(location: str) -> str:
     return " ".join(location.split()).casefold()
 
 
-def register_tools(pack: Pack, meteo: OpenMeteo) -> None:
+def register_tools(pack: PackContext[WeatherSettings], meteo: OpenMeteo) -> None:
     settings = pack.settings
-    store = LastGoodStore(pack.services.backend.cache, "weather", ttl_seconds=settings.weather_stale_seconds)
+    store = LastGoodStore(pack.cache, "weather", ttl_seconds=settings.stale_seconds)
 
     @pack.tool(
         "get_weather",
@@ -70,10 +71,10 @@ def register_tools(pack: Pack, meteo: OpenMeteo) -> None:
         scopes=("weather:read",),
         read_only=True,
         open_world=True,
-        cache_ttl_seconds=settings.weather_cache_seconds,
+        cache_ttl_seconds=settings.cache_seconds,
         cache_public=True,  # the weather is the same whoever asks
         # Two upstream calls (geocode, forecast), each bounded by the upstream total timeout, then the fallback.
-        timeout_seconds=max(settings.tool_timeout_seconds, 2 * settings.upstream_total_timeout_seconds + 5),
+        timeout_seconds=max(pack.service.default_tool_timeout_seconds, 2 * pack.upstreams.total_timeout_seconds + 5),
     )
     async def get_weather(location: Location, units: Units = "metric") -> Annotated[CallToolResult, WeatherReport]:
         async def fetch() -> WeatherReport:

@@ -1,4 +1,4 @@
-"""``file_task_as_issue``: a composed tool spanning two packs (tasks + github).
+"""``file_task_as_issue``: a composed tool spanning two packs (tasks + github), through what they share.
 
 Creates a GitHub issue from one of the caller's tasks and records the issue URL on the task.
 Idempotent on the task id, across retries and replicas: the first call takes a lock in the shared
@@ -12,18 +12,18 @@ partial failure naming the issue, so the caller knows what happened.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, best_effort
 from app.errors import ErrorCode, ServiceError, conflict
-from app.packs.api import Pack
+from app.packs.api import PackContext
 from app.packs.github.client import GitHub, repo_path
 from app.packs.github.models import Owner, RepoName
-from app.packs.tasks import get_task_store
 from app.packs.tasks.models import TaskId
-from app.packs.tasks.store import set_external_link, task_errors
+from app.packs.tasks.store import TaskStore, set_external_link, task_errors
 
 LINK = "github_issue"
 LOCK_SECONDS = 60.0
@@ -38,11 +38,9 @@ class FiledIssue(BaseModel):
     task_updated: bool = Field(description="Whether the task now records the issue URL.")
 
 
-def register_compose(pack: Pack, github: GitHub) -> None:
-    services = pack.services
-    idempotency = services.backend.idempotency
-    settings = services.settings
-    ttl = settings.idempotency_ttl_seconds
+def register(pack: PackContext[Any], github: GitHub, store: TaskStore) -> None:
+    idempotency = pack.storage.idempotency
+    ttl = pack.storage.idempotency_ttl_seconds
 
     @pack.tool(
         "file_task_as_issue",
@@ -56,13 +54,10 @@ def register_compose(pack: Pack, github: GitHub) -> None:
         idempotent=True,
         open_world=True,
         invalidates=("tasks:{principal}", "github:{principal}"),
-        timeout_seconds=max(
-            services.settings.tool_timeout_seconds, services.settings.upstream_total_timeout_seconds + 10
-        ),
+        timeout_seconds=max(pack.service.default_tool_timeout_seconds, pack.upstreams.total_timeout_seconds + 10),
     )
     async def file_task_as_issue(task_id: TaskId, owner: Owner, repo: RepoName) -> FiledIssue:
         principal = current_principal()
-        store = get_task_store(services)
         repository = f"{owner}/{repo}"
         with task_errors(task_id):
             task = await store.get(principal.id, task_id)

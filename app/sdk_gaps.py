@@ -1,0 +1,41 @@
+"""The two things the service needs from the SDK that mcp 2.3's public API does not offer after a
+server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
+pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
+
+- A hand-written input schema for a tool (JSON Schema 2020-12 keywords pydantic cannot express,
+  e.g. ``if``/``then``/``else``): `MCPServer.add_tool` derives the schema from the function, and the
+  only public way to hand over a pre-built `Tool` is the ``tools=`` argument of the constructor,
+  which runs before packs are loaded.
+- Handlers for spec methods `MCPServer` has no decorator for (``logging/setLevel``,
+  ``resources/subscribe``): `MethodBinding` refuses spec methods by design and points at the
+  low-level `Server.add_request_handler`, which `MCPServer` does not expose. The server advertises
+  the matching capabilities only when such handlers are registered.
+
+The SDK's own conformance fixture (examples/servers/everything-server) reaches in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+RequestHandler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
+
+
+def set_input_schema(server: MCPServer[Any], tool_name: str, schema: dict[str, Any]) -> None:
+    """Publish ``schema`` as tool ``tool_name``'s input schema (arguments are still validated by its model)."""
+    tool = server._tool_manager.get_tool(tool_name)
+    if tool is None:
+        raise KeyError(tool_name)
+    tool.parameters = schema
+
+
+def add_request_handler(
+    server: MCPServer[Any], method: str, params_type: type[BaseModel], handler: RequestHandler
+) -> None:
+    """Serve ``method`` with ``handler`` (params validated against ``params_type`` first)."""
+    server._lowlevel_server.add_request_handler(method, params_type, handler)

@@ -17,10 +17,9 @@ from typing import Any
 
 from mcp.shared.uri_template import UriTemplate
 
-from app.auth.principal import ADMIN_SCOPE
-
 META_KEY = "io.github.mcp-service/guard"  # our _meta namespace on results (cache hit, replay, stale)
 IDEMPOTENCY_ARGUMENT = "idempotency_key"  # the optional argument every idempotent write accepts
+ADMIN_SCOPE = "admin"  # grants every other scope (`app.auth.principal.Principal.missing`)
 ADMIN_ONLY: tuple[str, ...] = (ADMIN_SCOPE,)
 
 ArgumentsValidator = Callable[[dict[str, Any]], object]

@@ -14,8 +14,7 @@ from typing import Literal
 from mcp.server.auth.provider import AccessToken
 
 from app.call import current_call
-
-ADMIN_SCOPE = "admin"
+from app.policy import ADMIN_SCOPE
 
 CredentialKind = Literal["api_key", "jwt", "anonymous"]
 

@@ -127,8 +127,8 @@ class InProcessService:
 @asynccontextmanager
 async def running(config: Settings) -> AsyncIterator[InProcessService]:
     """`create_app(config)` with its lifespan entered (pools open, session manager running, ready)."""
-    # Packs come by name through Settings.packs (the test packs as entry points: tests/inproc/packs.py,
-    # whose REGISTRARS name their callables). Once `create_app` takes packs, this is the line to change.
+    # Packs come by name through Settings.packs, found as entry points the way an installed pack is
+    # (tests/inproc/packs.py); `create_app(config, packs=[...])` takes the `Pack` objects directly too.
     app = create_app(config, configure_logs=False)
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)

@@ -2,8 +2,8 @@
 
 The subprocess tiers hand a child ``PYTHONPATH`` pointing at a written dist-info; here the same
 dist-info goes on this process's ``sys.path``, so ``Settings(packs=["guard"])`` finds the pack as
-a pip-installed one would be found. `REGISTRARS` names the same callables for when packs are
-passed to `create_app` directly.
+a pip-installed one would be found. `PACKS` names the same `Pack` objects, for passing them to
+`create_app(packs=...)` directly.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from tests.observability import obs_pack
 from tests.observability.conftest import install_obs_packs
 from tests.support import guard_pack, slow_pack
 
-REGISTRARS = {
-    "guard": guard_pack.register,
-    "slow": slow_pack.register,
-    "broken": slow_pack.register_broken,
-    "obs": obs_pack.register,
+PACKS = {
+    "guard": guard_pack.pack,
+    "slow": slow_pack.pack,
+    "broken": slow_pack.broken,
+    "obs": obs_pack.pack,
 }
 
 

@@ -14,6 +14,7 @@ from app.factory import create_app
 from app.packs import PackLoadError, load_packs
 from app.packs.api import NoSettings, Pack, PackContext, PackSettings, SharedKey
 from app.policy import IDEMPOTENCY_ARGUMENT
+from app.metrics import Metrics
 from app.services import Services
 from app.settings import load_settings
 
@@ -59,7 +60,7 @@ READER = Pack("demo_reader", reader_setup, requires=("demo",))
 
 
 def loaded(*packs: Pack[Any]) -> tuple[MCPServer[Any], Services]:
-    services = Services.create(load_settings(auth_disabled=True, packs=[]))
+    services = Services.create(load_settings(auth_disabled=True, packs=[]), Metrics())
     server: MCPServer[Any] = MCPServer("seam-test")
     load_packs(server, services, packs)
     return server, services
@@ -155,7 +156,7 @@ def test_the_built_in_composed_pack_requires_both(monkeypatch: pytest.MonkeyPatc
 
 
 def loaded_names(*names: str) -> Services:
-    services = Services.create(load_settings(auth_disabled=True, packs=[]))
+    services = Services.create(load_settings(auth_disabled=True, packs=[]), Metrics())
     load_packs(MCPServer("seam-test"), services, names)
     return services
 

@@ -209,7 +209,7 @@ def test_the_store_follows_the_backend() -> None:
     assert task_store(memory) is not task_store(memory)  # one per app: the pack shares the one it made
     backend = RedisBackend("redis://127.0.0.1:1/0")
     redis = PackStorage(
-        redis=backend.connection, key_prefix="x:", idempotency=backend.idempotency, idempotency_ttl_seconds=60
+        redis=backend.redis, key_prefix="x:", idempotency=backend.idempotency, idempotency_ttl_seconds=60
     )
     assert isinstance(task_store(redis), RedisTaskStore)
 

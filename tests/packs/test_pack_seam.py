@@ -11,10 +11,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from app.factory import create_app
+from app.metrics import Metrics
 from app.packs import PackLoadError, load_packs
 from app.packs.api import NoSettings, Pack, PackContext, PackSettings, SharedKey
 from app.policy import IDEMPOTENCY_ARGUMENT
-from app.metrics import Metrics
 from app.services import Services
 from app.settings import load_settings
 

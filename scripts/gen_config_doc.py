@@ -1,5 +1,6 @@
-"""Regenerate the settings tables in docs/configuration.md: the service's (`app.settings.Settings`),
-then one per built-in pack that has settings (each `Pack`'s own model, read from ``MCPS_<PACK>_*``).
+"""Regenerate the settings tables in docs/configuration.md: the service's, one per group of
+`app.settings.Settings` (serving, transport, auth, ...), then one per built-in pack that has settings
+(each `Pack`'s own model, read from ``MCPS_<PACK>_*``).
 
 Usage: python scripts/gen_config_doc.py [--check]   (--check exits 1 when the doc is stale)
 """
@@ -10,10 +11,11 @@ import sys
 from pathlib import Path
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from app.packs.loader import BUILTIN_PACKS, resolve
-from app.settings import ENV_PREFIX, Settings
+from app.settings import ENV_PREFIX, GROUPS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 BEGIN = "<!-- settings-table:begin -->"
@@ -35,15 +37,26 @@ def _default(field: object) -> str:
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    return _rows_of(dict(model.model_fields), prefix)
+
+
+def _rows_of(fields: dict[str, FieldInfo], prefix: str) -> list[str]:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in model.model_fields.items():
+    for name, field in fields.items():
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{prefix}{name.upper()}` | `{_default(field)}` | {description} |")
     return rows
 
 
 def table() -> str:
-    parts = _rows(Settings, ENV_PREFIX)
+    parts: list[str] = []
+    for group in GROUPS:
+        own = {name: field for name, field in group.model_fields.items() if name in group.__annotations__}
+        title = (group.__doc__ or group.__name__).strip().splitlines()[0].rstrip(".")
+        if parts:
+            parts.append("")
+        parts += [f"### {group.__module__.rsplit('.', 1)[-1].capitalize()}: {title}", ""]
+        parts += _rows_of(own, ENV_PREFIX)
     for name in BUILTIN_PACKS:
         pack = resolve(name)
         if pack.settings_model.model_fields:

@@ -17,14 +17,14 @@ from app.auth.principal import current_principal
 from app.backends import RateLimitStore
 from app.call import current_call
 from app.errors import ErrorCode, ServiceError
-from app.settings import RateTier, Settings
+from app.settings import GuardSettings, RateTier
 
 LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
 TIER_SCOPE_PREFIX = "tier:"
 
 
 class RateLimitMiddleware:
-    def __init__(self, limiter: RateLimitStore, settings: Settings) -> None:
+    def __init__(self, limiter: RateLimitStore, settings: GuardSettings) -> None:
         self.limiter = limiter
         self.per_tool = settings.rate_limit_per_tool
         self.default_tier = RateTier(

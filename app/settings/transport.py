@@ -1,0 +1,79 @@
+"""The MCP transport at /mcp: sessions, framing, Host/Origin checks, request state, cache hints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from app.settings.base import CommaList, SettingsGroup, split_list
+
+
+class TransportSettings(SettingsGroup):
+    """The MCP transport at /mcp: sessions, framing, Host/Origin checks, request state, cache hints."""
+
+    transport_mode: Literal["stateless", "stateful"] = Field(
+        "stateless",
+        description="stateless: any replica serves any request (no sticky sessions). stateful: Mcp-Session-Id "
+        "sessions held in this process (server-to-client requests work, but a fleet needs session affinity).",
+    )
+    json_response: bool = Field(
+        False, description="Answer POSTs with plain JSON instead of SSE (no progress notifications)."
+    )
+    max_request_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+    session_idle_timeout_seconds: float = Field(
+        1800, gt=0, description="Stateful mode: idle sessions are closed after this."
+    )
+    max_sessions: int = Field(10_000, ge=1, description="Stateful mode: cap on concurrent sessions (503 past it).")
+    event_store_max_events: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="Stateful mode: SSE events kept for resumption with Last-Event-ID (0 disables resumability).",
+    )
+    sse_retry_interval_ms: int = Field(
+        1000, ge=0, le=600_000, description="Stateful mode: the SSE retry hint sent to clients (0 sends none)."
+    )
+    dns_rebinding_protection: bool = Field(True, description="Validate Host and Origin headers on /mcp.")
+    allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host header values accepted on /mcp besides loopback (host or host:port, host:* for any port).",
+    )
+    allowed_origins: CommaList = Field(
+        default_factory=list,
+        description="Origin header values accepted on /mcp besides loopback (scheme://host[:port], :* for any port).",
+    )
+    request_state_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated secrets (>= 32 chars) sealing 2026-07-28 requestState; the first seals, all "
+        "unseal. Every replica must share them. Unset: a per-process key is generated (one replica only).",
+    )
+    list_cache_ttl_seconds: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description="SEP-2549 ttlMs hint on tools/prompts/resources lists and server/discover (2026-07-28).",
+    )
+    request_state_ttl_seconds: float = Field(600, gt=0, le=86_400, description="Lifetime of sealed requestState.")
+
+    @field_validator("allowed_hosts", "allowed_origins", "request_state_keys", mode="before")
+    @classmethod
+    def _transport_lists(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("request_state_keys")
+    @classmethod
+    def _key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError(
+                "each key must be at least 32 characters "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @property
+    def stateless(self) -> bool:
+        return self.transport_mode == "stateless"

@@ -6,7 +6,7 @@ with a long TTL: how long an old answer is still better than none. When the upst
 (`FALLBACK_CODES`: 5xx or dead after retries, breaker open, timeout, rate limited) the tool asks for
 it back and says it is stale, with when it was fetched::
 
-    store = LastGoodStore(services.backend.cache, "weather", ttl_seconds=settings.weather_stale_seconds)
+    store = LastGoodStore(context.cache, "weather", ttl_seconds=context.settings.stale_seconds)
     outcome = await store.fetch_or_recall(("berlin", "metric"), fetch, Report)
     outcome.value, outcome.stale, outcome.as_of
 

@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
                 retry_after_seconds=settings.retry_after_seconds,
                 mcp_path=MCP_PATH,
                 mcp_app=mcp_app,
+                check_host=settings.dns_rebinding_protection,
             ),
         ],
         lifespan=lifespan,

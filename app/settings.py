@@ -295,6 +295,21 @@ class Settings(BaseSettings):
         False, description="While tracing: a client span per Redis command (its outcome is on the MCP span anyway)."
     )
 
+    # --- caps on what one client can hold (docs/security.md, "Limits and timeouts") ---------
+    max_listen_streams_per_principal: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Open subscriptions/listen streams one principal may hold in this process (RATE_LIMITED past it).",
+    )
+    max_listen_streams: int = Field(
+        1000,
+        ge=1,
+        le=1024,
+        description="Open subscriptions/listen streams in this process, all principals together (UNAVAILABLE "
+        "past it); at most the SDK's own 1,024 so this structured refusal comes first.",
+    )
+
     @field_validator(
         "allowed_hosts", "allowed_origins", "packs", "jwt_algorithms", "auth_required_scopes", mode="before"
     )

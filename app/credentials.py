@@ -15,6 +15,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
+# JWT principals are ``jwt:<issuer>:<sub>``; API-key principal ids may not start so, which keeps the two
+# namespaces apart while every API-key principal id that was valid before stays what it was.
+JWT_PRINCIPAL_PREFIX = "jwt:"
+
 _HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
@@ -43,6 +47,8 @@ class ApiKeyEntry:
         principal = fields.get("principal", "")
         if not _PRINCIPAL.match(principal):
             raise ValueError("an API key entry needs principal=<1-128 of A-Z a-z 0-9 . _ @ : ->")
+        if principal.lower().startswith(JWT_PRINCIPAL_PREFIX):
+            raise ValueError(f"an API key principal may not start with {JWT_PRINCIPAL_PREFIX} (JWT subjects do)")
         scopes = frozenset(fields.get("scopes", "").split())
         bad = sorted(scope for scope in scopes if not _SCOPE.match(scope))
         if bad:

@@ -7,7 +7,7 @@
   this server's resource URL (RFC 8707): a token minted for another service is refused.
 - ``exp``, ``nbf`` and ``iat`` must be JSON numbers (PyJWT alone would take ``"1700000000"``).
 - Scopes from ``scope`` (space-separated) or ``scp`` (list or string).
-- The principal is ``jwt:<issuer>:<sub>`` (`jwt_principal_id`): a subject names someone only
+- The principal is ``jwt:<issuer host>:<sub>`` (`jwt_principal_id`): a subject names someone only
   within its issuer, and API-key principals (which cannot start with ``jwt:``) live apart.
 - ``expires_at`` is ``exp`` plus the leeway: the SDK's bearer backend compares it with the clock
   again, without leeway, so the leeway promised for ``exp`` must already be in it.
@@ -21,29 +21,18 @@ from __future__ import annotations
 import logging
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 from jwt import PyJWK
 from mcp.server.auth.provider import AccessToken
 
 from app.auth.jwks import JwksCache
-from app.credentials import ASYMMETRIC_ALGORITHMS, JWT_PRINCIPAL_PREFIX
+from app.credentials import ASYMMETRIC_ALGORITHMS, jwt_principal_id
 
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_CHARS = 16_384
 _TIME_CLAIMS = ("exp", "nbf", "iat")
-
-
-def jwt_principal_id(issuer: str, subject: str) -> str:
-    """``jwt:<issuer without scheme or trailing slash>:<sub>``, e.g. ``jwt:idp.example.com:alice``.
-
-    The issuer's path is kept: one host may serve several issuers (Keycloak realms, Entra tenants).
-    """
-    parts = urlsplit(issuer)
-    where = (parts.netloc + parts.path).rstrip("/") if parts.netloc else issuer
-    return f"{JWT_PRINCIPAL_PREFIX}{where}:{subject}"
 
 
 def _is_number(value: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Literal
 from mcp.server.auth.provider import AccessToken
 
 from app.call import current_call
-from app.credentials import JWT_PRINCIPAL_PREFIX
+from app.credentials import jwt_principal_id
 
 ADMIN_SCOPE = "admin"
 
@@ -58,7 +58,7 @@ def principal_from_access_token(token: AccessToken) -> Principal:
     """Our verifiers put the principal's parts into the SDK's `AccessToken`; read them back.
 
     The id is the verifier's ``principal`` claim: an API key's configured id as is, a JWT's
-    ``jwt:<issuer>:<sub>`` (see docs/security.md, "Principals"). A token without one (no verifier
+    ``jwt:<issuer host>:<sub>`` (see docs/security.md, "Principals"). A token without one (no verifier
     of ours made it) is not an API key, so its subject goes into the JWT namespace, never beside
     API-key ids.
     """
@@ -68,5 +68,5 @@ def principal_from_access_token(token: AccessToken) -> Principal:
     if principal:
         principal_id = str(principal)
     else:
-        principal_id = f"{JWT_PRINCIPAL_PREFIX}{claims.get('iss') or ''}:{token.subject or token.client_id}"
+        principal_id = jwt_principal_id(str(claims.get("iss") or ""), str(token.subject or token.client_id))
     return Principal(id=principal_id, scopes=frozenset(token.scopes), kind=kind, client_id=token.client_id)

@@ -154,6 +154,15 @@ def test_listen_refuses_resources_the_caller_may_not_read(tight: ServiceProcess)
         assert allowed["method"] == ACKNOWLEDGED
 
 
+def test_listen_names_a_bounded_number_of_resources(tight: ServiceProcess) -> None:
+    """Each resource a stream names is checked and held for the stream's life: at most 1,000."""
+    uris = [f"task://t_{n:016x}" for n in range(1001)]
+    with listen(tight, TASK_READER, uris) as message:
+        error = refusal(message)
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["details"]["limit"] == 1000
+
+
 # --- keys that cannot collide ----------------------------------------------------------------
 
 

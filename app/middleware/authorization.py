@@ -40,6 +40,8 @@ def _name(params: Mapping[str, Any] | None, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+MAX_LISTEN_RESOURCES = 1000
+
 # A refusal names what was asked for, but a name is caller-controlled text of any length: shown cut.
 _SHOWN_NAME_CHARS = 64
 
@@ -100,7 +102,14 @@ class AuthorizationMiddleware:
             if missing:
                 raise denied(missing, f"prompt {shown(name)}")
         elif method == "subscriptions/listen":
-            for uri in _listen_uris(ctx.params):
+            uris = _listen_uris(ctx.params)
+            if len(uris) > MAX_LISTEN_RESOURCES:  # each is checked here and held by the stream: bounded
+                raise ServiceError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"a subscriptions/listen may name at most {MAX_LISTEN_RESOURCES} resources",
+                    details={"field": "notifications.resourceSubscriptions", "limit": MAX_LISTEN_RESOURCES},
+                )
+            for uri in uris:
                 missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
                 if missing:
                     raise denied(missing, "listening to this resource")

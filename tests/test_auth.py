@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from app.auth.api_keys import digest, new_key
 from tests.conftest import ServiceFactory
 from tests.support.clients import client_with_token
-from tests.support.jwks_server import JwksServer, SigningKey, claims
+from tests.support.jwks_server import JwksServer, SigningKey, claims, running_idp
 from tests.support.plugins import install_test_packs
 from tests.support.rpc import final, legacy_headers
 from tests.support.service import ServiceProcess
@@ -37,11 +37,8 @@ def key_entry(key: str, principal: str, scopes: str, expires: str | None = None)
 
 @pytest.fixture(scope="module")
 def idp() -> Iterator[JwksServer]:
-    server = JwksServer()
-    server.keys.append(SigningKey("k1"))
-    server.start()
-    yield server
-    server.stop()
+    with running_idp() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import pytest
 
 from app.auth.api_keys import digest, new_key
 from tests.conftest import ServiceFactory
-from tests.support.plugins import install_test_packs
 from tests.support.rpc import call_tool, legacy_headers, modern_headers, modern_meta, tool_result
 from tests.support.service import ServiceProcess
+from tests.test_guard_chain import guard_env
 
 ALICE, BOB, READER, TASK_READER = new_key(), new_key(), new_key(), new_key()
 CAROL, CAROL_NOTE_WRITE, DAVE, DAVE_X = new_key(), new_key(), new_key(), new_key()
@@ -38,16 +38,7 @@ ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 
 
 def env(site: Path, **extra: str) -> dict[str, str]:
-    return {
-        **install_test_packs(site),
-        "MCPS_PACKS": "guard,tasks",
-        "MCPS_AUTH_DISABLED": "false",
-        "MCPS_API_KEYS": KEYS,
-        "MCPS_RATE_LIMIT_CAPACITY": "100000",
-        "MCPS_RATE_LIMIT_REFILL_PER_SECOND": "1000",
-        "MCPS_LOG_LEVEL": "DEBUG",
-        **extra,
-    }
+    return guard_env(site, MCPS_PACKS="guard,tasks", MCPS_API_KEYS=KEYS, MCPS_LOG_LEVEL="DEBUG", **extra)
 
 
 @pytest.fixture(scope="module")

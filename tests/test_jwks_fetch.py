@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from tests.conftest import ServiceFactory
-from tests.support.jwks_server import JwksServer, SigningKey, claims
+from tests.support.jwks_server import JwksServer, SigningKey, claims, running_idp
 from tests.support.rpc import legacy_headers
 from tests.support.service import ServiceProcess
 
@@ -19,11 +19,8 @@ LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
 @pytest.fixture
 def idp() -> Iterator[JwksServer]:
-    server = JwksServer()
-    server.keys.append(SigningKey("k1"))
-    server.start()
-    yield server
-    server.stop()
+    with running_idp() as server:
+        yield server
 
 
 def start(service_factory: ServiceFactory, idp: JwksServer, timeout_seconds: str) -> ServiceProcess:

@@ -26,13 +26,12 @@ path those layers cost a few percent of a call for nothing (the SDK's app has it
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.host import well_formed_host
-from app.http.jsonrpc_ids import JsonRpcIdCheck
+from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
@@ -109,9 +108,6 @@ async def _service_unavailable(send: Send, retry_after: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-INVALID_REQUEST = -32600
-
-
 def _host_ok(headers: list[tuple[bytes, bytes]]) -> bool:
     for key, value in headers:
         if key == b"host":
@@ -120,7 +116,7 @@ def _host_ok(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}).encode()
+    body = invalid_request(message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -156,7 +152,7 @@ class _StructuredRefusals:
                 text = HTTPStatus(status).phrase
             except ValueError:
                 text = "Request refused"
-        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}).encode()
+        body = invalid_request(text)
         headers = [
             (key, value)
             for key, value in held.get("headers", ())

@@ -17,9 +17,14 @@ from typing import Any
 from starlette.types import Message, Receive, Send
 
 INVALID_REQUEST = -32600
-_BODY = json.dumps(
-    {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": "id must be a string or an integer"}}
-).encode()
+
+
+def invalid_request(message: str) -> bytes:
+    """The body of a JSON-RPC "invalid request" error, with ``id: null`` (the request's id is unknown or bad)."""
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}).encode()
+
+
+_BODY = invalid_request("id must be a string or an integer")
 
 
 class JsonRpcIdCheck:

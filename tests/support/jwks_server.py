@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -91,6 +93,18 @@ class JwksServer:
         self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+@contextmanager
+def running_idp() -> Iterator[JwksServer]:
+    """An identity provider on loopback publishing one signing key, ``k1``; stopped on exit."""
+    server = JwksServer()
+    server.keys.append(SigningKey("k1"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def claims(

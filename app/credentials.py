@@ -1,4 +1,4 @@
-"""What credentials look like in configuration: API key entries and the JWT algorithms accepted.
+"""What credentials look like: API key entries, the JWT algorithms accepted, principal ids.
 
 Pure formats, below both the settings (which validate them at start-up) and the verifiers in
 `app.auth` (which use them per request), so neither depends on the other.
@@ -9,11 +9,34 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 # Asymmetric only: a symmetric algorithm would let anyone holding the verification key mint tokens.
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+
+# JWT principals are ``jwt:<issuer host>:<sub>``; API-key principal ids may not start so, which keeps the two
+# namespaces apart while every API-key principal id that was valid before stays what it was.
+JWT_PRINCIPAL_PREFIX = "jwt:"
+
+
+def jwt_principal_id(issuer: str, subject: str) -> str:
+    """``jwt:<issuer host[:port]>:<sub>``, e.g. ``jwt:idp.example.com:alice``.
+
+    The host, not the whole issuer URL: ids stay short and usable where a principal id is typed
+    (an admin's ``owner=``), and one deployment trusts one issuer. The rule for moving to another
+    issuer on the same host (its subjects meet the old ones) is in docs/security.md.
+    """
+    parts = urlsplit(issuer)
+    try:
+        port = parts.port
+    except ValueError:  # not a port: the issuer is compared verbatim elsewhere, so keep it whole here
+        port = None
+    host = parts.hostname or issuer
+    where = f"{host}:{port}" if port is not None else host
+    return f"{JWT_PRINCIPAL_PREFIX}{where}:{subject}"
+
 
 _HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
@@ -43,6 +66,8 @@ class ApiKeyEntry:
         principal = fields.get("principal", "")
         if not _PRINCIPAL.match(principal):
             raise ValueError("an API key entry needs principal=<1-128 of A-Z a-z 0-9 . _ @ : ->")
+        if principal.lower().startswith(JWT_PRINCIPAL_PREFIX):
+            raise ValueError(f"an API key principal may not start with {JWT_PRINCIPAL_PREFIX} (JWT subjects do)")
         scopes = frozenset(fields.get("scopes", "").split())
         bad = sorted(scope for scope in scopes if not _SCOPE.match(scope))
         if bad:

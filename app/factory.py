@@ -77,6 +77,7 @@ def create_app(
                 retry_after_seconds=settings.retry_after_seconds,
                 mcp_path=MCP_PATH,
                 mcp_app=mcp_app,
+                check_host=settings.dns_rebinding_protection,
             ),
         ],
         lifespan=lifespan,

@@ -32,6 +32,27 @@ _CHATTY_SDK_LOGGERS = (
 # tokens, hosts are internal details): warnings and errors only, whatever the root level.
 _QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "urllib3")
 
+# Loggers that write response bodies at DEBUG (sse_starlette: every SSE chunk, tenant data included):
+# capped at INFO whatever the root level, so DEBUG logging never copies answers into the logs.
+_BODY_LOGGERS = ("sse_starlette.sse",)
+
+# The SDK's transport security logs a refused Host or Origin header verbatim, and a header can be as
+# long as the server accepts: the line is cut (see `_TrimmedLine`).
+_ECHOING_LOGGERS = ("mcp.server.transport_security",)
+MAX_ECHOED_CHARS = 256
+
+
+class _TrimmedLine(logging.Filter):
+    """Cuts a record's rendered message to `MAX_ECHOED_CHARS`: for loggers that echo request input."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > MAX_ECHOED_CHARS:
+            record.msg = f"{message[:MAX_ECHOED_CHARS]}... ({len(message)} characters, cut)"
+            record.args = None
+        return True
+
+
 # Anything that looks like a credential is masked before a line leaves the process: bearer tokens,
 # API keys in our format, and JWTs (three base64url segments starting with a JSON header).
 _SECRET_PATTERNS = (
@@ -136,6 +157,12 @@ def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
         logging.getLogger(name).setLevel(sdk_level or logging.NOTSET)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in _BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    for name in _ECHOING_LOGGERS:
+        echoing = logging.getLogger(name)
+        if not any(isinstance(f, _TrimmedLine) for f in echoing.filters):
+            echoing.addFilter(_TrimmedLine())
     # uvicorn's own access log is replaced by ours (JSON, with request ids, health excluded).
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

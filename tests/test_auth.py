@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from app.auth.api_keys import digest, new_key
 from tests.conftest import ServiceFactory
 from tests.support.clients import client_with_token
-from tests.support.jwks_server import JwksServer, SigningKey, claims
+from tests.support.jwks_server import JwksServer, SigningKey, claims, running_idp
 from tests.support.plugins import install_test_packs
 from tests.support.rpc import final, legacy_headers
 from tests.support.service import ServiceProcess
@@ -37,11 +37,8 @@ def key_entry(key: str, principal: str, scopes: str, expires: str | None = None)
 
 @pytest.fixture(scope="module")
 def idp() -> Iterator[JwksServer]:
-    server = JwksServer()
-    server.keys.append(SigningKey("k1"))
-    server.start()
-    yield server
-    server.stop()
+    with running_idp() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +132,23 @@ def test_jwt_claims_are_enforced(service: ServiceProcess, idp: JwksServer, chang
     assert_401(post(service, token), service)
 
 
+def test_exp_leeway_holds_end_to_end(service: ServiceProcess, idp: JwksServer) -> None:
+    """L6: 10 s past exp is inside the 30 s leeway; the SDK's own exp check once refused it anyway."""
+    now = int(time.time())
+    recent = idp.keys[0].sign({**claims(idp.issuer, audience(service)), "iat": now - 60, "exp": now - 10})
+    assert post(service, recent).status_code == 200
+    stale = idp.keys[0].sign({**claims(idp.issuer, audience(service)), "iat": now - 120, "exp": now - 60})
+    assert_401(post(service, stale), service)
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_time_claims_must_be_numbers(service: ServiceProcess, idp: JwksServer, claim: str) -> None:
+    """Info: PyJWT alone takes ``"exp": "1700000000"``; a time claim that is a string is refused."""
+    valid = claims(idp.issuer, audience(service))
+    token = idp.keys[0].sign({**valid, claim: str(valid.get(claim, int(time.time())))})
+    assert_401(post(service, token), service)
+
+
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -200,6 +214,20 @@ def test_principal_reaches_tool_code(service: ServiceProcess) -> None:
     body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
     result = final(post(service, READER_KEY, body))["result"]
     assert result["structuredContent"] == {"id": "reader", "kind": "api_key", "scopes": ["conformance", "slow"]}
+
+
+def test_jwt_subjects_and_api_key_principals_never_share_an_id(service: ServiceProcess, idp: JwksServer) -> None:
+    """L5: an IdP token with sub=reader once became API-key principal reader (and saw its data)."""
+    whoami = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    by_key = final(post(service, READER_KEY, whoami))["result"]["structuredContent"]
+    token = idp.keys[0].sign(claims(idp.issuer, audience(service), subject="reader", scope="conformance slow"))
+    by_jwt = final(post(service, token, whoami))["result"]["structuredContent"]
+    assert by_key["id"] == "reader"  # API-key principal ids are unchanged
+    assert by_jwt == {
+        "id": f"jwt:127.0.0.1:{idp.issuer.rsplit(':', 1)[1]}:reader",
+        "kind": "jwt",
+        "scopes": ["conformance", "slow"],
+    }
 
 
 def test_denied_resource_read_and_prompt_get_name_the_scope(service: ServiceProcess) -> None:

@@ -93,6 +93,22 @@ def test_public_bind_without_auth_is_refused_unless_acknowledged() -> None:
     assert load_settings(host="::1", _env_file=None).host == "::1"
 
 
+def test_api_key_principals_cannot_enter_the_jwt_namespace() -> None:
+    """JWT principals are jwt:<issuer>:<sub>: an API-key principal so named would share their data."""
+    key = "sha256:" + "ab" * 32 + ";principal=jwt:idp.example.com:alice;scopes=tasks:read"
+    with pytest.raises(SettingsError, match="may not start with jwt:"):
+        load_settings(auth_disabled=False, api_keys=key, _env_file=None)
+    unchanged = "sha256:" + "ab" * 32 + ";principal=carol:ops;scopes=tasks:read"
+    settings = load_settings(auth_disabled=False, api_keys=unchanged, _env_file=None)
+    assert settings.api_key_entries()[0].principal == "carol:ops"
+
+
+def test_listen_stream_caps_stay_below_the_sdks_own() -> None:
+    """Past the SDK's 1,024 streams its INTERNAL_ERROR would come before our structured refusal."""
+    with pytest.raises(SettingsError, match="MCPS_MAX_LISTEN_STREAMS"):
+        load_settings(max_listen_streams=2000, _env_file=None)
+
+
 def _run_cli(env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in __import__("os").environ.items() if not k.startswith(ENV_PREFIX)}
     base["MCPS_AUTH_DISABLED"] = "true"

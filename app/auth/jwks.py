@@ -1,7 +1,10 @@
 """The identity provider's signing keys (JWKS), fetched asynchronously, cached and refreshed.
 
 PyJWT's `PyJWKClient` fetches with blocking urllib, which would stall the event loop on every
-refresh; this fetches with the SDK's async HTTP client (httpx2) under a timeout instead. Keys are
+refresh; this fetches with the SDK's async HTTP client (httpx2) instead, bounded as a whole: one
+deadline covers connecting, the headers and the body (a per-read timeout alone lets an endpoint
+that drips a byte at a time hold the refresh, and every JWT request behind it, for as long as it
+likes), and the body is read in chunks and refused as soon as it passes `MAX_JWKS_BYTES`. Keys are
 refreshed when their age passes ``ttl_seconds`` and when a token names an unknown ``kid`` (the IdP
 rotated), at most once per ``min_refresh_seconds`` so a flood of tokens with made-up kids cannot
 turn into a flood of fetches. A failed fetch keeps the last good keys (the service degrades, it
@@ -11,10 +14,12 @@ does not lock everyone out) and shows in readiness as degraded.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
 
+import anyio
 import httpx2
 
 from app.health import CheckResult
@@ -69,23 +74,25 @@ class JwksCache:
                 logger.warning("JWKS fetch failed (%s); keeping %d cached keys", self._last_error, len(self._keys))
 
     async def _fetch(self) -> dict[str, dict[str, Any]]:
-        async with httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
-            response = await client.get(self._url, headers={"accept": "application/json"})
-        response.raise_for_status()
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise ValueError("JWKS document too large")
-        data = response.json()
-        raw_keys = data.get("keys") if isinstance(data, dict) else None
-        if not isinstance(raw_keys, list):
-            raise ValueError("not a JWKS document")
-        keys: dict[str, dict[str, Any]] = {}
-        signing = [k for k in raw_keys if isinstance(k, dict) and k.get("use", "sig") == "sig"]
-        for key in signing:
-            if isinstance(key.get("kid"), str):
-                keys[key["kid"]] = key
-        if not keys and len(signing) == 1:
-            keys[""] = signing[0]
-        return keys
+        with anyio.fail_after(self._timeout):
+            body = await self._download()
+        return _signing_keys(json.loads(body))
+
+    async def _download(self) -> bytes:
+        """The document's bytes, refused past `MAX_JWKS_BYTES` before more is read."""
+        async with (
+            httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
+            client.stream("GET", self._url, headers={"accept": "application/json"}) as response,
+        ):
+            response.raise_for_status()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_JWKS_BYTES:
+                    raise ValueError("JWKS document too large")
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     async def health(self) -> CheckResult:
         if self._last_error is None and self._fetched_at is not None:
@@ -96,3 +103,18 @@ class JwksCache:
                 return CheckResult("healthy", {"keys": len(self._keys)})
         detail: dict[str, object] = {"keys": len(self._keys), "error": self._last_error}
         return CheckResult("degraded", detail) if self._keys else CheckResult("unhealthy", detail)
+
+
+def _signing_keys(data: Any) -> dict[str, dict[str, Any]]:
+    """The signing keys of a JWKS document, by ``kid`` (``""`` for a lone key without one)."""
+    raw_keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(raw_keys, list):
+        raise ValueError("not a JWKS document")
+    keys: dict[str, dict[str, Any]] = {}
+    signing = [k for k in raw_keys if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+    for key in signing:
+        if isinstance(key.get("kid"), str):
+            keys[key["kid"]] = key
+    if not keys and len(signing) == 1:
+        keys[""] = signing[0]
+    return keys

@@ -5,7 +5,12 @@
   family (PyJWK refuses an RSA key for HS256), so the HS256-signed-with-the-public-key attack fails.
 - ``exp`` and ``nbf`` with a small leeway; ``iss`` equal to the configured issuer; ``aud`` containing
   this server's resource URL (RFC 8707): a token minted for another service is refused.
+- ``exp``, ``nbf`` and ``iat`` must be JSON numbers (PyJWT alone would take ``"1700000000"``).
 - Scopes from ``scope`` (space-separated) or ``scp`` (list or string).
+- The principal is ``jwt:<issuer host>:<sub>`` (`jwt_principal_id`): a subject names someone only
+  within its issuer, and API-key principals (which cannot start with ``jwt:``) live apart.
+- ``expires_at`` is ``exp`` plus the leeway: the SDK's bearer backend compares it with the clock
+  again, without leeway, so the leeway promised for ``exp`` must already be in it.
 
 Every refusal returns None (the SDK answers 401 ``invalid_token``); the reason goes to a DEBUG log
 line only, so no answer reveals why a signature failed.
@@ -14,6 +19,7 @@ line only, so no answer reveals why a signature failed.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import jwt
@@ -21,11 +27,16 @@ from jwt import PyJWK
 from mcp.server.auth.provider import AccessToken
 
 from app.auth.jwks import JwksCache
-from app.credentials import ASYMMETRIC_ALGORITHMS
+from app.credentials import ASYMMETRIC_ALGORITHMS, jwt_principal_id
 
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_CHARS = 16_384
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class JwtVerifier:
@@ -80,6 +91,9 @@ class JwtVerifier:
         except jwt.PyJWTError as exc:
             logger.debug("JWT refused: %s", type(exc).__name__)
             return None
+        if not all(_is_number(claims[name]) for name in _TIME_CLAIMS if name in claims):
+            logger.debug("JWT refused: a time claim is not a number")
+            return None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 256:
             return None
@@ -88,10 +102,10 @@ class JwtVerifier:
             token=token,
             client_id=str(client_id),
             scopes=sorted(_scopes(claims)),
-            expires_at=int(claims["exp"]),
+            expires_at=int(claims["exp"]) + math.ceil(self._leeway),
             resource=self._audience,
             subject=subject,
-            claims={"iss": claims.get("iss"), "credential": "jwt", "principal": subject},
+            claims={"iss": self._issuer, "credential": "jwt", "principal": jwt_principal_id(self._issuer, subject)},
         )
 
     async def _key(self, kid: Any, alg: str) -> Any:

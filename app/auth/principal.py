@@ -14,6 +14,7 @@ from typing import Literal
 from mcp.server.auth.provider import AccessToken
 
 from app.call import current_call
+from app.credentials import jwt_principal_id
 from app.policy import ADMIN_SCOPE
 
 CredentialKind = Literal["api_key", "jwt", "anonymous"]
@@ -53,8 +54,18 @@ def current_principal() -> Principal:
 
 
 def principal_from_access_token(token: AccessToken) -> Principal:
-    """Our verifiers put the principal's parts into the SDK's `AccessToken`; read them back."""
+    """Our verifiers put the principal's parts into the SDK's `AccessToken`; read them back.
+
+    The id is the verifier's ``principal`` claim: an API key's configured id as is, a JWT's
+    ``jwt:<issuer host>:<sub>`` (see docs/security.md, "Principals"). A token without one (no verifier
+    of ours made it) is not an API key, so its subject goes into the JWT namespace, never beside
+    API-key ids.
+    """
     claims = token.claims or {}
     kind: CredentialKind = "api_key" if claims.get("credential") == "api_key" else "jwt"
-    principal_id = str(claims.get("principal") or token.subject or token.client_id)
+    principal = claims.get("principal")
+    if principal:
+        principal_id = str(principal)
+    else:
+        principal_id = jwt_principal_id(str(claims.get("iss") or ""), str(token.subject or token.client_id))
     return Principal(id=principal_id, scopes=frozenset(token.scopes), kind=kind, client_id=token.client_id)

@@ -14,6 +14,11 @@ and 403). Those are rewritten here, status and other headers kept, as
 (or the HTTP reason) as the message, so a client's error handling sees one shape. JSON refusals
 (the SDK's JSON-RPC errors, the auth layer's OAuth error bodies) pass untouched.
 
+Two checks the SDK gets wrong are made here: with Host/Origin validation on, a Host whose port is
+not digits is refused (421) before the SDK's prefix match could let it pass (`app.http.host`); and
+a POST whose JSON-RPC id is not a string or an integer gets -32600 instead of the SDK's empty 202
+(`app.http.jsonrpc_ids`).
+
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
 path those layers cost a few percent of a call for nothing (the SDK's app has its own).
@@ -21,11 +26,12 @@ path those layers cost a few percent of a call for nothing (the SDK's app has it
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.host import well_formed_host
+from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
@@ -40,8 +46,10 @@ class GateMiddleware:
         retry_after_seconds: int,
         mcp_path: str = "/mcp",
         mcp_app: ASGIApp | None = None,
+        check_host: bool = False,
     ) -> None:
         self.app = app
+        self.check_host = check_host
         self.mcp_app = mcp_app or app
         self.lifecycle = lifecycle
         self.retry_after = str(retry_after_seconds).encode()
@@ -68,7 +76,15 @@ class GateMiddleware:
         lifecycle.in_flight += 1
         try:
             if path == self.mcp_path:
-                await self.mcp_app(scope, receive, _StructuredRefusals(send))
+                if self.check_host and not _host_ok(scope["headers"]):
+                    await _refuse(send, 421, "Invalid Host header")
+                    return
+                refusals = _StructuredRefusals(send)
+                if scope["method"] == "POST":
+                    ids = JsonRpcIdCheck(receive, refusals)
+                    await self.mcp_app(scope, ids.receive, ids.send)
+                else:
+                    await self.mcp_app(scope, receive, refusals)
             else:
                 await self.app(scope, receive, send)
         finally:
@@ -92,7 +108,18 @@ async def _service_unavailable(send: Send, retry_after: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-INVALID_REQUEST = -32600
+def _host_ok(headers: list[tuple[bytes, bytes]]) -> bool:
+    for key, value in headers:
+        if key == b"host":
+            return well_formed_host(value)
+    return True  # no Host at all: the SDK refuses it
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = invalid_request(message)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _StructuredRefusals:
@@ -125,7 +152,7 @@ class _StructuredRefusals:
                 text = HTTPStatus(status).phrase
             except ValueError:
                 text = "Request refused"
-        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}}).encode()
+        body = invalid_request(text)
         headers = [
             (key, value)
             for key, value in held.get("headers", ())

@@ -5,6 +5,8 @@ verified caller becomes a `Principal` (decoded once, kept on the call context fo
 reader), lists are filtered to what it may use, and a call to anything else is refused before the
 handler runs with PERMISSION_DENIED naming the missing scope (the error boundary shapes the
 answer). Items without a declared policy need ``admin`` (the policy registry's rule).
+A ``subscriptions/listen`` naming resources is held to the same rule as reading each of them: a
+stream must not tell a caller when something it may not read has changed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,30 @@ def _name(params: Mapping[str, Any] | None, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+MAX_LISTEN_RESOURCES = 1000
+
+# A refusal names what was asked for, but a name is caller-controlled text of any length: shown cut.
+_SHOWN_NAME_CHARS = 64
+
+
+def shown(name: str) -> str:
+    """``name`` quoted for a message, cut to a readable length (the caller knows what it sent)."""
+    if len(name) <= _SHOWN_NAME_CHARS:
+        return repr(name)
+    return repr(name[:_SHOWN_NAME_CHARS]) + f"... ({len(name)} characters)"
+
+
+def _listen_uris(params: Mapping[str, Any] | None) -> list[str]:
+    """The resource URIs a ``subscriptions/listen`` asks to hear about (wire or Python field name)."""
+    notifications = (params or {}).get("notifications")
+    if not isinstance(notifications, Mapping):
+        return []
+    uris = notifications.get("resourceSubscriptions", notifications.get("resource_subscriptions"))
+    if not isinstance(uris, list):
+        return []
+    return [uri if isinstance(uri, str) else "" for uri in uris]
+
+
 def denied(missing: list[str], what: str) -> ServiceError:
     return ServiceError(
         ErrorCode.PERMISSION_DENIED,
@@ -64,7 +90,7 @@ class AuthorizationMiddleware:
                 call.policy = policy
             missing = principal.missing(policy.scopes)
             if missing:
-                raise denied(missing, f"tool {name!r}")
+                raise denied(missing, f"tool {shown(name)}")
         elif method == "resources/read":
             uri = _name(ctx.params, "uri") or ""
             missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
@@ -74,7 +100,19 @@ class AuthorizationMiddleware:
             name = _name(ctx.params, "name") or ""
             missing = principal.missing(self.policies.prompt_scopes(name) or ADMIN_ONLY)
             if missing:
-                raise denied(missing, f"prompt {name!r}")
+                raise denied(missing, f"prompt {shown(name)}")
+        elif method == "subscriptions/listen":
+            uris = _listen_uris(ctx.params)
+            if len(uris) > MAX_LISTEN_RESOURCES:  # each is checked here and held by the stream: bounded
+                raise ServiceError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"a subscriptions/listen may name at most {MAX_LISTEN_RESOURCES} resources",
+                    details={"field": "notifications.resourceSubscriptions", "limit": MAX_LISTEN_RESOURCES},
+                )
+            for uri in uris:
+                missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
+                if missing:
+                    raise denied(missing, "listening to this resource")
         result = await call_next(ctx)
         if principal.is_admin:
             return result

@@ -7,10 +7,11 @@ request-state boundary run outside these. Ours, top to bottom, each in its own m
 2. error boundary  every failure below becomes the answer here, once; the outcome is recorded
 3. authorization   the principal onto the call context; lists filtered, calls refused without scopes
 4. rate limit      token bucket per principal (and tool), shared by the fleet through Redis
-5. idempotency     write tools: a retried idempotency key replays the first result
-6. cache           read-only tools: shared, per-tenant result cache with coalescing; writes invalidate
-7. deadline        per-tool timeout and concurrency limit
-8. arguments       the tool's arguments checked against its own model, answered field by field
+5. listen limit    open subscriptions/listen streams capped per principal and per process
+6. idempotency     write tools: a retried idempotency key replays the first result
+7. cache           read-only tools: shared, per-tenant result cache with coalescing; writes invalidate
+8. deadline        per-tool timeout and concurrency limit
+9. arguments       the tool's arguments checked against its own model, answered field by field
 then the tool itself (the SDK's handler).
 
 Tools only declare policy (`app.policy.ToolPolicy`); these stages enforce it and raise; only the
@@ -30,6 +31,7 @@ from app.middleware.boundary import ErrorBoundaryMiddleware
 from app.middleware.cache import CacheMiddleware
 from app.middleware.deadline import DeadlineMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.listen_limit import ListenLimitMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_scope import RequestScopeMiddleware
 from app.observability.mcp_metrics import McpObserver
@@ -51,6 +53,9 @@ def build_chain(
         ErrorBoundaryMiddleware(),
         AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled),
         RateLimitMiddleware(rate_limiter, settings),
+        ListenLimitMiddleware(
+            per_principal=settings.max_listen_streams_per_principal, total=settings.max_listen_streams
+        ),
         IdempotencyMiddleware(
             idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,

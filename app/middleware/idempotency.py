@@ -21,6 +21,7 @@ from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, IdempotencyStore, best_effort
 from app.call import CallContext, current_call
 from app.errors import ErrorCode, ServiceError, conflict
+from app.middleware.keys import record_key
 from app.middleware.results import as_dict, is_final_success, with_meta
 from app.policy import IDEMPOTENCY_ARGUMENT
 
@@ -55,7 +56,7 @@ class IdempotencyMiddleware:
                 details={"field": IDEMPOTENCY_ARGUMENT},
             )
         principal = current_principal()
-        key = f"{principal.id}:{call.tool}:{idem_key}"
+        key = record_key(principal.id, call.tool or "", idem_key)
         fingerprint = call.fingerprint(principal.id, call.era, without=(IDEMPOTENCY_ARGUMENT,))
         try:
             return await self._run(ctx, call_next, call, key, fingerprint)

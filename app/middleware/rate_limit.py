@@ -17,9 +17,11 @@ from app.auth.principal import current_principal
 from app.backends import RateLimitStore
 from app.call import current_call
 from app.errors import ErrorCode, ServiceError
+from app.middleware.keys import record_key
 from app.settings import GuardSettings, RateTier
 
-LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+# subscriptions/listen too: each one holds a stream, so opening them is what a flood would repeat.
+LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get", "subscriptions/listen"})
 TIER_SCOPE_PREFIX = "tier:"
 
 
@@ -49,7 +51,7 @@ class RateLimitMiddleware:
         name = (ctx.params or {}).get("name") if ctx.method != "resources/read" else None
         policy = call.policy if call is not None else None
         cost = min(policy.cost if policy is not None else 1.0, tier.capacity)
-        key = f"{principal.id}:{name}" if self.per_tool and isinstance(name, str) else principal.id
+        key = record_key(principal.id, name) if self.per_tool and isinstance(name, str) else record_key(principal.id)
         decision = await self.limiter.acquire(
             key, capacity=tier.capacity, refill_per_second=tier.refill_per_second, cost=cost
         )

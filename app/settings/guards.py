@@ -1,4 +1,4 @@
-"""The guard chain's limits: rate-limit buckets and tiers, idempotency keys, tool timeouts."""
+"""The guard chain's limits: rate-limit buckets and tiers, idempotency keys, tool timeouts, listen-stream caps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from app.settings.base import RateTier, SettingsGroup
 
 
 class GuardSettings(SettingsGroup):
-    """The guard chain's limits: rate-limit buckets and tiers, idempotency keys, tool timeouts."""
+    """The guard chain's limits: rate-limit buckets and tiers, idempotency keys, tool timeouts, listen-stream caps."""
 
     rate_limit_capacity: float = Field(60, gt=0, description="Default tier: bucket size (burst), in tokens.")
     rate_limit_refill_per_second: float = Field(1.0, gt=0, description="Default tier: tokens added per second.")
@@ -43,3 +43,16 @@ class GuardSettings(SettingsGroup):
         2.0, ge=0, le=60, description="A retry arriving while the first call runs waits this long before CONFLICT."
     )
     tool_timeout_seconds: float = Field(30, gt=0, le=3600, description="Default tool timeout (a policy may override).")
+    max_listen_streams_per_principal: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Open subscriptions/listen streams one principal may hold in this process (RATE_LIMITED past it).",
+    )
+    max_listen_streams: int = Field(
+        1000,
+        ge=1,
+        le=1024,
+        description="Open subscriptions/listen streams in this process, all principals together (UNAVAILABLE "
+        "past it); at most the SDK's own 1,024 so this structured refusal comes first.",
+    )

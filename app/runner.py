@@ -13,6 +13,9 @@ A second SIGINT forces an immediate exit, as uvicorn users expect from Ctrl-C tw
 
 Several workers (``MCPS_WORKERS`` > 1) run under uvicorn's own supervisor: see `app.workers`.
 
+Every connection is bounded before its request is read (`app.connections`): the request head's
+size and read time, and uvicorn's ``limit_concurrency`` on connections and requests in progress.
+
 Process tuning in every serving process (`tune_process`, `freeze_startup_heap`; measured in
 docs/performance.md): the cyclic garbage collector's young generation is collected every 10,000
 allocations instead of 700, and what is alive once start-up is done (modules, pydantic schemas, the
@@ -34,6 +37,7 @@ import uvicorn
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 
+from app.connections import HeadLimits, protocol_class
 from app.lifecycle import Lifecycle
 from app.services import Services
 from app.settings import Settings
@@ -101,12 +105,15 @@ class GracefulServer(uvicorn.Server):
 
 def build_server(app: Starlette, settings: Settings) -> GracefulServer:
     services: Services = app.state.services
+    head_limits = HeadLimits(settings.max_header_bytes, settings.header_timeout_seconds)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop=settings.uvicorn_loop,
-        http=settings.uvicorn_http,
+        http=protocol_class(settings.uvicorn_http, head_limits),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        limit_concurrency=settings.max_connections,
         lifespan="on",
         log_config=None,  # our JSON handler is already on the root logger
         access_log=False,  # ObserveMiddleware writes the access log

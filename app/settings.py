@@ -87,6 +87,28 @@ class Settings(BaseSettings):
     uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="Event loop implementation.")
     uvicorn_http: Literal["auto", "h11", "httptools"] = Field("auto", description="HTTP/1.1 parser implementation.")
 
+    # --- connection limits (per worker process; app/connections.py) ----------------------------
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections (or requests in progress) per worker process; a request arriving past it "
+        "gets 503.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="A request line plus headers larger than this gets 431 (400 with h11) and the connection is "
+        "closed.",
+    )
+    header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="A request's line and headers must arrive within this of the connection opening (or of a "
+        "kept-alive connection's next request starting); otherwise the connection is closed.",
+    )
+
     # --- MCP transport ---------------------------------------------------------------------
     transport_mode: Literal["stateless", "stateful"] = Field(
         "stateless",

@@ -97,3 +97,38 @@ def test_a_worker_that_cannot_start_stops_the_group(
     service = service_factory({**packs_env, "MCPS_PACKS": packs, "MCPS_WORKERS": "2"}, wait_ready=False)
     assert service.wait(60) == 3  # as `python -m app` exits on a pack that does not load
     assert "no_such_pack" in service.log_text()
+
+
+def test_sighup_replaces_every_worker_without_a_gap(service_factory: ServiceFactory, packs_env: dict[str, str]) -> None:
+    env = {**packs_env, "MCPS_PACKS": "obs", "MCPS_WORKERS": "2", "MCPS_RATE_LIMIT_CAPACITY": "100000"}
+    service = service_factory(env)
+    old: set[int] = set()
+    for _ in range(MAX_CALLS):
+        old.add(served_by(service.base_url))
+        if len(old) == 2:
+            break
+    assert len(old) == 2, old
+    service.signal(signal.SIGHUP)
+    # Each old worker stops only once its replacement serves, so every call in between is answered.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(alive(pid) for pid in old):
+        served_by(service.base_url)
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in old), "the old workers are still running"
+    new: set[int] = set()
+    for _ in range(MAX_CALLS):
+        new.add(served_by(service.base_url))
+        if len(new) == 2:
+            break
+    assert len(new) == 2, new
+    assert not new & old, (old, new)
+    service.signal(signal.SIGTERM)
+    assert service.wait(60) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

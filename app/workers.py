@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 # What the command line may override: the workers re-read the environment, then apply these.
 WORKER_FIELDS = ("host", "port", "transport_mode", "packs", "log_level", "workers")
+# uvicorn's ``timeout_worker_healthcheck``: how long a new worker (SIGHUP) may take to start serving,
+# and how long a health ping may go unanswered before the worker counts as hung. The answer comes
+# from a thread of its own, so only a worker stuck holding the interpreter misses it; building the
+# app takes seconds on a loaded machine, past uvicorn's default.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 class WorkerProcess(Process):
@@ -145,7 +150,9 @@ class WorkerSupervisor(Multiprocess):
                 self.start_failed = True
                 self.should_exit.set()
                 return
-            logger.warning("worker process %s exited with status %s: starting a replacement", *_ids(process))
+            logger.warning(
+                "worker process %s exited with status %s: starting a replacement", process.pid, process.exitcode
+            )
             self.processes[index] = self.start_worker()
 
     def restart_all(self) -> None:
@@ -166,6 +173,7 @@ class WorkerSupervisor(Multiprocess):
             self.processes[index] = new
 
     def handle_ttin(self) -> None:
+        logger.info("received SIGTTIN: adding a worker")
         self.processes_num += 1
         self.processes.append(self.start_worker())
 
@@ -188,10 +196,6 @@ class WorkerSupervisor(Multiprocess):
         return 1
 
 
-def _ids(process: Process) -> tuple[int | None, int | None]:
-    return process.pid, process.exitcode
-
-
 def serve_workers(settings: Settings) -> int:
     """Serve with ``settings.workers`` processes on one socket; returns the process exit status."""
     from app.log import configure_logging
@@ -205,7 +209,12 @@ def serve_workers(settings: Settings) -> int:
         logger.warning("no MCPS_REQUEST_STATE_KEYS: each worker seals requestState with its own key")
     directory = metrics_dir.prepare_directory()  # before any worker imports prometheus_client
     config = uvicorn.Config(
-        "app.factory:create_app", host=settings.host, port=settings.port, workers=settings.workers, log_config=None
+        "app.factory:create_app",  # never loaded here: each worker builds its app (`WorkerProcess.target`)
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        log_config=None,
     )
     sock = config.bind_socket()
     logger.info(

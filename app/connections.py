@@ -62,18 +62,21 @@ class HeadGuard:
         self.awaiting = True
         self.received = 0
         self.tail = b""  # the last bytes of the previous read: a blank line may straddle two reads
+        self.started: float | None = None  # when the head being awaited started (None: no head under way)
         self.timer: asyncio.TimerHandle | None = None
 
     def expect(self) -> None:
         """A head is (or may be) on its way: start its clock unless it is running."""
         self.awaiting = True
+        if self.started is None:
+            self.started = self.loop.time()
         if self.timer is None:
             self.timer = self.loop.call_later(self.limits.timeout_seconds, self._expire)
 
     def complete(self) -> None:
-        """The head is in: the request's own timeouts take over."""
+        """The head is in: the request's own timeouts take over (the timer, if any, finds nothing to do)."""
         self.awaiting = False
-        self.cancel()
+        self.started = None
 
     def next_request(self) -> None:
         """The request is fully received: what comes next on the connection is a new head."""
@@ -90,7 +93,7 @@ class HeadGuard:
             return True
         if not self.awaiting or self.transport.is_closing():
             return False
-        seen = self.tail + data
+        seen = self.tail + data if self.tail else data  # no copy for a head's first read
         end = seen.find(b"\r\n\r\n")
         size = self.received + (end + 4 - len(self.tail) if end >= 0 else len(data))
         if size <= self.limits.max_bytes:
@@ -109,6 +112,7 @@ class HeadGuard:
         """
         logger.warning("request head over %d bytes: answered 431, closing the connection", self.limits.max_bytes)
         self.awaiting = False
+        self.started = None
         self.discarded = 0
         self.cancel()
         self.transport.write(HEAD_TOO_LARGE)
@@ -122,10 +126,16 @@ class HeadGuard:
             self.timer = None
 
     def _expire(self) -> None:
+        """One timer per connection, re-armed only when it fires during a head: no timer per request."""
         self.timer = None
-        if self.awaiting and not self.transport.is_closing():
-            logger.info("request head not complete within %gs: connection closed", self.limits.timeout_seconds)
-            self.transport.close()
+        if self.started is None or self.transport.is_closing():
+            return
+        remaining = self.started + self.limits.timeout_seconds - self.loop.time()
+        if remaining > 0:  # a later head than the one that armed it
+            self.timer = self.loop.call_later(remaining, self._expire)
+            return
+        logger.info("request head not complete within %gs: connection closed", self.limits.timeout_seconds)
+        self.transport.close()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):

@@ -2,16 +2,19 @@
 
 uvicorn's `Multiprocess` spawns the workers on the socket this process binds, pings each over a
 pipe, replaces one that dies or stops answering, stops the group when one exits with uvicorn's
-start-up failure status (a replacement would fail the same way), restarts them one by one on
-SIGHUP, and on SIGTERM/SIGINT sends SIGTERM to every worker and waits for them. Each worker then
-drains and stops exactly as a single process does (`app.runner.GracefulServer`).
+start-up failure status (a replacement would fail the same way), and on SIGTERM/SIGINT sends
+SIGTERM to every worker and waits for them. Each worker then drains and stops exactly as a single
+process does (`app.runner.GracefulServer`).
 
 What uvicorn's cannot do as it stands, added here with its public methods only:
 
 - run *our* server in each worker: uvicorn 0.55's `Process.target` always runs a plain
   ``uvicorn.Server`` (there is no ``target`` parameter any more), and `Multiprocess` builds
-  `Process` at each place it starts one; `WorkerProcess` overrides the target and
-  `WorkerSupervisor` overrides those places;
+  `Process` wherever it starts one; `WorkerProcess` overrides the target, `WorkerSupervisor` the
+  two places the service uses (start, replace) and declines the other two (SIGHUP's rolling
+  restart, SIGTTIN/SIGTTOU's resizing), which would start plain servers;
+- notice a worker that exits while it is being pinged at once (uvicorn waits out the ping's
+  timeout);
 - drop a reaped worker's live gauges from the shared metrics (prometheus_client's
   ``mark_process_dead``, `app.observability.multiprocess`): uvicorn has no hook on a child's exit;
 - the exit status: 3 when a worker could not start (as ``python -m app`` exits on a pack that does
@@ -49,11 +52,6 @@ logger = logging.getLogger(__name__)
 
 # What the command line may override: the workers re-read the environment, then apply these.
 WORKER_FIELDS = ("host", "port", "transport_mode", "packs", "log_level", "workers")
-# uvicorn's ``timeout_worker_healthcheck``: how long a new worker (SIGHUP) may take to start serving,
-# and how long a health ping may go unanswered before the worker counts as hung. The answer comes
-# from a thread of its own, so only a worker stuck holding the interpreter misses it; building the
-# app takes seconds on a loaded machine, past uvicorn's default.
-WORKER_HEALTHCHECK_SECONDS = 30
 
 
 class WorkerProcess(Process):
@@ -155,33 +153,14 @@ class WorkerSupervisor(Multiprocess):
             )
             self.processes[index] = self.start_worker()
 
-    def restart_all(self) -> None:
-        """SIGHUP: replace each worker in turn, the new one serving before the old one stops."""
-        for index, old in enumerate(self.processes):
-            if self.should_exit.is_set():
-                return
-            new = self.start_worker()
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
-                new.kill()
-                new.join()
-                self.reap(new)
-                logger.error("worker process %s was not ready in time: restart abandoned", new.pid)
-                return
-            old.terminate()
-            old.join()
-            self.reap(old)
-            self.processes[index] = new
+    def handle_hup(self) -> None:
+        """Declined, like SIGTTIN/SIGTTOU: uvicorn's handlers would start plain uvicorn servers.
 
-    def handle_ttin(self) -> None:
-        logger.info("received SIGTTIN: adding a worker")
-        self.processes_num += 1
-        self.processes.append(self.start_worker())
+        Restart the service (the orchestrator's rolling restart) to change its workers.
+        """
+        logger.warning("signal ignored: restart the service to change or restart its workers")
 
-    def handle_ttou(self) -> None:
-        leaving = self.processes[-1]
-        super().handle_ttou()
-        if leaving not in self.processes:
-            self.reap(leaving)
+    handle_ttin = handle_ttou = handle_hup
 
     def exit_status(self) -> int:
         for process in self.processes:
@@ -213,7 +192,6 @@ def serve_workers(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         log_config=None,
     )
     sock = config.bind_socket()

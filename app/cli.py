@@ -64,9 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mcp-service: {exc}".replace("\n", "\nmcp-service: "), file=sys.stderr)
         return 2
     from app.packs import PackLoadError
-    from app.runner import serve
 
     try:
+        if settings.workers > 1:
+            from app.workers import serve_workers
+
+            return serve_workers(settings)
+        from app.runner import serve
+
         return serve(settings)
     except PackLoadError as exc:
         print(f"mcp-service: {exc}", file=sys.stderr)

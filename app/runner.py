@@ -11,13 +11,11 @@ shutdown (so the exit status is not 0). Here the first SIGTERM/SIGINT instead:
 
 A second SIGINT forces an immediate exit, as uvicorn users expect from Ctrl-C twice.
 
-Several workers (``MCPS_WORKERS`` > 1): this process binds the socket, points
-``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory and spawns that many worker processes, each a
-complete app under the `GracefulServer` above, all accepting on the shared socket. It supervises
-them: a worker that dies is replaced (its live gauges dropped from the metrics), one that fails
-while starting stops the whole group with its exit status. On SIGTERM/SIGINT it passes SIGTERM to
-every worker, each drains and stops exactly as a single process does, and it exits 0 once all of
-them have exited 0. A second SIGINT is passed on as SIGINT (the workers exit at once).
+Several workers (``MCPS_WORKERS`` > 1) run under uvicorn's own supervisor, each serving as this module
+does: see `app.workers` (the CLI picks one or the other).
+
+Every connection is bounded before its request is read (`app.connections`): the request head's
+size and read time, and uvicorn's ``limit_concurrency`` on connections and requests in progress.
 
 Process tuning in every serving process (`tune_process`, `freeze_startup_heap`; measured in
 docs/performance.md): the cyclic garbage collector's young generation is collected every 10,000
@@ -29,29 +27,21 @@ and httptools).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
-import multiprocessing
-import os
 import signal
 import socket
-import sys
 import time
-from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 
+from app.connections import HeadLimits, protocol_class
 from app.lifecycle import Lifecycle
-from app.log import configure_logging
-from app.observability import multiprocess as metrics_dir
 from app.services import Services
-from app.settings import Settings, load_settings
+from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +106,15 @@ class GracefulServer(uvicorn.Server):
 
 def build_server(app: Starlette, settings: Settings) -> GracefulServer:
     services: Services = app.state.services
+    head_limits = HeadLimits(settings.max_header_bytes, settings.header_timeout_seconds)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop=settings.uvicorn_loop,
-        http=settings.uvicorn_http,
+        http=protocol_class(settings.uvicorn_http, head_limits),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        limit_concurrency=settings.max_connections,
         lifespan="on",
         log_config=None,  # our JSON handler is already on the root logger
         access_log=False,  # ObserveMiddleware writes the access log
@@ -134,9 +127,7 @@ def build_server(app: Starlette, settings: Settings) -> GracefulServer:
 
 
 def serve(settings: Settings) -> int:
-    """Serve until shut down; returns the process exit status."""
-    if settings.workers > 1:
-        return serve_workers(settings)
+    """Serve in this process until shut down; returns the process exit status."""
     from app.factory import create_app
 
     tune_process()
@@ -154,157 +145,3 @@ def serve(settings: Settings) -> int:
         logger.info("stopped cleanly")
         return 0
     return 1
-
-
-# --- several workers ---------------------------------------------------------------------------
-
-# What the command line may override: the workers re-read the environment, then apply these.
-_WORKER_FIELDS = ("host", "port", "transport_mode", "packs", "log_level", "workers")
-# Pack load failures exit with this status, as `python -m app` does in one process.
-PACK_LOAD_FAILURE_STATUS = 3
-
-
-def _worker_main(sock: socket.socket, overrides: dict[str, Any], built: Any) -> None:  # pragma: no cover - a child
-    """One worker process: a complete app under the graceful server, on the supervisor's socket.
-
-    ``built`` (an Event) is set once the app is built: a worker that exits before that failed to
-    start (bad pack, bad configuration), and a replacement would fail the same way.
-    """
-    from app.factory import create_app
-    from app.packs import PackLoadError
-
-    settings = load_settings(**overrides)
-    tune_process()
-    try:
-        app = create_app(settings)
-    except PackLoadError as exc:
-        print(f"mcp-service: {exc}", file=sys.stderr)
-        sys.exit(PACK_LOAD_FAILURE_STATUS)
-    built.set()
-    server = build_server(app, settings)
-    server.run(sockets=[sock])
-    sys.exit(0 if server.started or server.should_exit else 1)
-
-
-@dataclass
-class _Worker:
-    process: BaseProcess
-    built: Any  # a multiprocessing Event, set by the worker once its app is built
-
-
-class WorkerSupervisor:
-    """Spawns, watches and stops the worker processes of one multi-worker run."""
-
-    def __init__(self, settings: Settings, sock: socket.socket, directory: str) -> None:
-        self.settings = settings
-        self.sock = sock
-        self.directory = directory
-        self.overrides = {name: getattr(settings, name) for name in _WORKER_FIELDS}
-        self.context = multiprocessing.get_context("spawn")
-        self.workers: list[_Worker] = []
-        self.signals: list[int] = []
-        self.failure: int | None = None
-
-    def _spawn(self) -> _Worker:
-        built = self.context.Event()
-        process = self.context.Process(
-            target=_worker_main, args=(self.sock, self.overrides, built), name="mcp-service-worker", daemon=False
-        )
-        process.start()
-        logger.info("started worker process %s", process.pid)
-        return _Worker(process, built)
-
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self.signals.append(sig)
-
-    def run(self) -> int:
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self.workers = [self._spawn() for _ in range(self.settings.workers)]
-            while not self.signals and self.failure is None:
-                time.sleep(0.2)
-                self._replace_dead()
-            return self._stop()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            for worker in self.workers:
-                if worker.process.pid is not None:
-                    metrics_dir.mark_dead(worker.process.pid, self.directory)
-            metrics_dir.remove_directory(self.directory)
-            self.sock.close()
-
-    def _replace_dead(self) -> None:
-        for index, worker in enumerate(self.workers):
-            process = worker.process
-            if process.is_alive():
-                continue
-            process.join()
-            code = process.exitcode
-            assert process.pid is not None
-            metrics_dir.mark_dead(process.pid, self.directory)
-            if not worker.built.is_set():
-                logger.error("worker process %s failed to start (exit status %s): stopping", process.pid, code)
-                self.failure = code if code is not None and code > 0 else 1
-                return
-            logger.warning("worker process %s exited with status %s: starting a replacement", process.pid, code)
-            self.workers[index] = self._spawn()
-
-    def _stop(self) -> int:
-        sig = self.signals[0] if self.signals else signal.SIGTERM
-        if self.signals:
-            logger.info("received %s: stopping %d workers", signal.Signals(sig).name, len(self.workers))
-        self._send(signal.SIGTERM)
-        forced = False
-        # Each worker bounds its own shutdown (drain delay + shutdown timeout); this is a backstop.
-        deadline = time.monotonic() + self.settings.drain_delay_seconds + self.settings.shutdown_timeout_seconds + 15
-        while any(w.process.is_alive() for w in self.workers):
-            if not forced and signal.SIGINT in self.signals[1:]:
-                logger.warning("second interrupt: workers exit now")
-                self._send(signal.SIGINT)
-                forced = True
-            if time.monotonic() > deadline:
-                logger.error("workers still running past the shutdown timeout: killing them")
-                for worker in self.workers:
-                    worker.process.kill()
-                break
-            time.sleep(0.1)
-        codes = []
-        for worker in self.workers:
-            worker.process.join()
-            codes.append(worker.process.exitcode)
-        if self.failure is not None:
-            return self.failure
-        if all(code == 0 for code in codes):
-            logger.info("stopped cleanly")
-            return 0
-        logger.error("workers exited with statuses %s", codes)
-        return 1
-
-    def _send(self, sig: int) -> None:
-        for worker in self.workers:
-            if worker.process.is_alive() and worker.process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.process.pid, sig)
-
-
-def serve_workers(settings: Settings) -> int:
-    """Serve with ``settings.workers`` processes on one socket; returns the process exit status."""
-    configure_logging(settings.log_level, quiet_sdk=settings.stateless)
-    if not settings.stateless:
-        logger.warning("stateful sessions live in one worker: with several workers use MCPS_TRANSPORT_MODE=stateless")
-    if settings.redis_url is None:
-        logger.warning("no MCPS_REDIS_URL: rate limits, cache and idempotency keys are per worker, not shared")
-    if not settings.request_state_keys:
-        logger.warning("no MCPS_REQUEST_STATE_KEYS: each worker seals requestState with its own key")
-    directory = metrics_dir.prepare_directory()  # before any worker imports prometheus_client
-    config = uvicorn.Config("app.factory:create_app", host=settings.host, port=settings.port, log_config=None)
-    sock = config.bind_socket()
-    logger.info(
-        "serving MCP on http://%s:%d/mcp with %d workers (transport %s)",
-        settings.host,
-        settings.port,
-        settings.workers,
-        settings.transport_mode,
-    )
-    return WorkerSupervisor(settings, sock, directory).run()

@@ -4,9 +4,10 @@ prometheus-client picks its value storage when it is first imported, from
 ``PROMETHEUS_MULTIPROC_DIR``: so the supervisor sets it, to a fresh directory, before any worker
 process starts (workers are spawned, fresh interpreters that inherit the environment). Each
 worker then writes its samples to files named by its pid; ``/metrics`` in any worker reads them
-all (`app.metrics.Metrics.exposition_registry`). When a worker dies its live-gauge files are
-removed (`mark_dead`), so in-flight gauges do not keep a dead worker's last value; its counters
-stay, so totals never go backwards. The directory is removed when the supervisor exits.
+all (`app.metrics.Metrics.exposition_registry`). Whenever the supervisor reaps a worker (it died,
+was replaced on SIGHUP, or the group stopped) its live-gauge files are removed (`mark_dead`,
+prometheus-client's documented hook), so in-flight gauges do not keep a dead worker's last value;
+its counters stay, so totals never go backwards. The directory is removed when the supervisor exits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Binding, naming, logging, processes and the shutdown sequence."""
+"""Binding, connection limits, naming, logging, processes and the shutdown sequence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from app.settings.base import CommaList, SettingsGroup, http_url, split_list
 
 
 class ServingSettings(SettingsGroup):
-    """Binding, naming, logging, processes and the shutdown sequence."""
+    """Binding, connection limits, naming, logging, processes and the shutdown sequence."""
 
     host: str = Field(
         "127.0.0.1", description="Address to bind. Non-loopback needs authentication (or the I-know flag)."
@@ -30,6 +30,26 @@ class ServingSettings(SettingsGroup):
     uvicorn_loop: Literal["auto", "asyncio", "uvloop"] = Field("auto", description="Event loop implementation.")
     uvicorn_http: Literal["auto", "h11", "httptools"] = Field("auto", description="HTTP/1.1 parser implementation.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes (metrics are aggregated across them).")
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections (or requests in progress) per worker process; a request arriving past it "
+        "gets 503.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="A request line plus headers larger than this gets 431 (400 with h11) and the connection is "
+        "closed.",
+    )
+    header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="A request's line and headers must arrive within this of the connection opening (or of a "
+        "kept-alive connection's next request starting); otherwise the connection is closed.",
+    )
     drain_delay_seconds: float = Field(
         5.0,
         ge=0,

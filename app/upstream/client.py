@@ -6,7 +6,8 @@ Every call gets the same production manners, so no pack reinvents them badly:
   timeouts cut down to what is left of it;
 - retries only where repeating is harmless: idempotent requests (or ``idempotent=True``) failing
   with a connection error, a timeout, a 502/503/504, or a 429 whose ``Retry-After`` is short;
-  exponential backoff with full jitter, honouring a short ``Retry-After``;
+  exponential backoff with full jitter, honouring a short ``Retry-After``, never sleeping past the
+  deadline (the retry hook names each delay; stamina runs the loop);
 - the upstream's `CircuitBreaker` in front of every attempt (5xx, timeouts and connection errors
   count against it; 4xx and 429 do not), failing fast while it is open;
 - conditional GETs through an optional `EtagCache` (a 304 returns the remembered body);
@@ -237,14 +238,11 @@ class UpstreamClient:
         raw: _Raw | None = None
         try:
             with anyio.fail_after(self._total_timeout):
+                # No wait_* arguments: the hook names every backoff itself (see `_retry_hook`).
                 async for attempt in stamina.retry_context(
                     on=self._retry_hook(call),
                     attempts=self._max_attempts,
                     timeout=None,  # the total deadline above bounds retries (and the attempt in flight)
-                    # The hook always names its own (full-jitter) backoff; these apply only if it ever answers True.
-                    wait_initial=self._backoff_initial,
-                    wait_max=self._backoff_max,
-                    wait_jitter=self._backoff_initial,
                 ):
                     with attempt:
                         call.attempts = attempt.num
@@ -347,7 +345,15 @@ class UpstreamClient:
     # --- retries ----------------------------------------------------------------------------
 
     def _retry_hook(self, call: _Call) -> Callable[[Exception], bool | float]:
-        """stamina's ``on``: False (give up, re-raise) or the backoff in seconds before the next attempt."""
+        """stamina's ``on``: False (give up, re-raise) or the backoff in seconds before the next attempt.
+
+        The hook computes the backoff instead of leaving it to stamina's ``wait_*`` parameters
+        because the choice depends on what stamina cannot see: a short ``Retry-After`` replaces or
+        raises the delay, a long one ends the retries, and a delay that would outlast the call's
+        deadline ends them too (the caller gets the upstream's failure, not a timeout). It never
+        answers True, so stamina's own backoff never applies; ``stamina.set_testing`` still skips
+        the sleep.
+        """
 
         def decide(exc: Exception) -> bool | float:
             if not call.retry_allowed or not isinstance(exc, _Failure):

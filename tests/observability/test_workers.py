@@ -78,6 +78,14 @@ def test_two_workers_report_the_whole_group(
     assert after.value("mcp_service_mcp_requests_in_flight", mcp_method_name="tools/call") == 0
     assert after.value("mcp_service_ready") == 1
 
+    # SIGHUP is declined (uvicorn's rolling restart would start servers without drain-then-stop).
+    service.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "signal ignored" not in service.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "signal ignored" in service.log_text()
+    served_by(service.base_url)
+
     service.signal(signal.SIGTERM)
     assert service.wait(60) == 0
     assert list(multiproc_parent.iterdir()) == []  # the run's directory is removed

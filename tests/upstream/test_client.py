@@ -249,6 +249,25 @@ async def test_a_broken_observer_does_not_break_calls(fake: FakeHTTPServer, brea
         assert (await client.request("GET", "/x")).status == 200
 
 
+async def test_the_retry_hook_names_every_backoff(fake: FakeHTTPServer, breaker: CircuitBreaker) -> None:
+    """stamina sleeps what the hook says (full jitter under the client's ceiling), never its own default."""
+    scheduled: list[float] = []
+    previous = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([lambda details: scheduled.append(details.wait_for)])
+    fake.fail_then("/flaky", failures=2, success=Reply.json({"ok": True}))
+    try:
+        with stamina.set_testing(False):
+            async with UpstreamClient(
+                NAME, fake.base_url, breaker=breaker, backoff_initial=0.001, backoff_max=0.002
+            ) as client:
+                assert (await client.request("GET", "/flaky")).json() == {"ok": True}
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(previous)
+    assert len(scheduled) == 2
+    # stamina's own backoff starts at its default wait_initial (0.1 s): only the hook's fits under this.
+    assert all(0 <= wait <= 0.002 for wait in scheduled), scheduled
+
+
 # --- deadlines --------------------------------------------------------------------------------
 
 

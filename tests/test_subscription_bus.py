@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.server.subscriptions import PromptsListChanged, ResourceUpdated, ServerEvent, ToolsListChanged
 
-from app.backends import RedisBackend
+from app.backends import RedisBackend, RedisConnection
 from app.backends.subscriptions import RedisSubscriptionBus, decode, encode
 from tests.conftest import ServiceFactory
 from tests.support.redis_server import RedisServer
@@ -53,7 +53,7 @@ async def replicas(bus_redis: RedisServer) -> AsyncIterator[list[tuple[RedisBack
     built = []
     for _ in range(2):
         ops = Ops()
-        built.append((RedisBackend(bus_redis.url, key_prefix="bus:", observer=ops), ops))
+        built.append((RedisBackend(RedisConnection(bus_redis.url, key_prefix="bus:", observer=ops)), ops))
     for backend, _ in built:
         await backend.open()
     try:

@@ -77,11 +77,13 @@ def build_backend(
     """
     if redis_url:
         return RedisBackend(
-            redis_url,
-            key_prefix=key_prefix,
-            socket_timeout_seconds=socket_timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            observer=observer,
+            RedisConnection(
+                redis_url,
+                key_prefix=key_prefix,
+                socket_timeout_seconds=socket_timeout_seconds,
+                connect_timeout_seconds=connect_timeout_seconds,
+                observer=observer,
+            )
         )
     return MemoryBackend(memory_max_keys)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import time
 
-from app.backends.base import BackendUnavailable, EntryCacheStore, IdempotencyStore, OperationObserver, TokenBucketStore
+from app.backends.base import BackendUnavailable, EntryCacheStore, IdempotencyStore, TokenBucketStore
 from app.backends.memory import MemoryCache, MemoryIdempotencyStore, MemoryRateLimitStore
 from app.backends.memory.lru import Clock
 from app.backends.redis import RedisCache, RedisConnection, RedisIdempotencyStore, RedisRateLimitStore
@@ -72,8 +72,8 @@ class MemoryBackend(Backend):
 
 
 class RedisBackend(Backend):
-    """The three Redis stores over one connection; all keys start with ``key_prefix`` (several services
-    can share a Redis). ``observer`` is told about every operation, the bus's and packs' included."""
+    """The three Redis stores over one connection (`RedisConnection`: its key prefix lets several services
+    share a Redis; its observer is told about every operation, the bus's and packs' included)."""
 
     name = "redis"
     rate_limits: RedisRateLimitStore
@@ -81,26 +81,8 @@ class RedisBackend(Backend):
     idempotency: RedisIdempotencyStore
     redis: RedisConnection
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        key_prefix: str = "mcps:",
-        socket_timeout_seconds: float = 0.25,
-        connect_timeout_seconds: float = 0.25,
-        max_connections: int = 50,
-        health_check_interval_seconds: int = 15,
-        observer: OperationObserver | None = None,
-    ) -> None:
-        self.redis = RedisConnection(
-            url,
-            key_prefix=key_prefix,
-            socket_timeout_seconds=socket_timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_connections=max_connections,
-            health_check_interval_seconds=health_check_interval_seconds,
-            observer=observer,
-        )
+    def __init__(self, redis: RedisConnection) -> None:
+        self.redis = redis
         self.rate_limits = RedisRateLimitStore(self.redis)
         self.cache = RedisCache(self.redis)
         self.idempotency = RedisIdempotencyStore(self.redis)

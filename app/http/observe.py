@@ -12,8 +12,8 @@ While tracing is on (`app.observability.tracing`), the W3C ``traceparent`` (and 
 span continues the caller's trace, unless the message carries its own ``traceparent`` in
 ``_meta``: then that one is the MCP span's parent (the MCP semantic conventions' rule) and the
 header's span is linked instead. With ``MCPS_TRACE_HTTP_SPANS`` each request also gets an HTTP
-SERVER span of its own (the MCP span's parent); off by default, because a span costs about
-60 µs of CPU (creation plus OTLP encoding) and the MCP span already covers the call. Probes and
+SERVER span of its own (the MCP span's parent); off by default, because a span costs CPU
+(creation plus export; docs/performance.md) and the MCP span already covers the call. Probes and
 ``/metrics`` are not traced (instrumentation is suppressed for them, so their Redis pings make no
 spans either). With tracing off none of this runs.
 

@@ -1,12 +1,12 @@
 """OTLP/protobuf encoding of finished spans, written out directly, and the exporter that uses it.
 
 Why not the library's encoder: `opentelemetry-exporter-otlp-proto-common` builds a protobuf
-object per span, per attribute and per value before serializing them, about 40 µs a span here;
-the export thread runs on the same core as the requests, so that is 40 µs of every traced call
-(the largest share of tracing's cost, docs/performance.md). This module writes the same bytes
+object per span, per attribute and per value before serializing them; the export thread runs on
+the same core as the requests, so that cost is paid by every traced call (the largest share of
+tracing's cost; the figures are in docs/performance.md). This module writes the same bytes
 (the wire format of ``ExportTraceServiceRequest``, opentelemetry-proto 1.x) in one pass, and
 keeps the encoding of each attribute key/value pair it has seen (span attributes repeat: method
-names, tool names, outcomes), so a typical span costs a few µs. tests/observability/
+names, tool names, outcomes), so a typical span is cheap to write. tests/observability/
 test_otlp_encoding.py parses the output with the official protobuf classes and compares it with
 the library's encoding for spans of every shape (attributes of each type, events, links, status,
 remote parents, several resources and scopes).

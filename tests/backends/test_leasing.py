@@ -21,6 +21,7 @@ from app.backends import (
     LeasingRateLimiter,
     RateDecision,
     RedisBackend,
+    RedisConnection,
     TokenBucketStore,
 )
 from app.backends.leasing import _Lease
@@ -174,7 +175,7 @@ async def test_concurrent_callers_share_redis_round_trips(redis_backend: RedisBa
 
 async def test_a_lease_saves_redis_round_trips(redis_server: RedisServer, raw_redis: Redis) -> None:
     clock = Clock()
-    backend = RedisBackend(redis_server.url)
+    backend = RedisBackend(RedisConnection(redis_server.url))
     limiter = LeasingRateLimiter(backend.rate_limits, lease_max=8, clock=clock)
     await backend.open()
     try:
@@ -201,7 +202,7 @@ async def test_a_lease_saves_redis_round_trips(redis_server: RedisServer, raw_re
 
 
 async def test_queued_callers_see_an_outage_as_unavailable(redis_server: RedisServer) -> None:
-    backend = RedisBackend(redis_server.url, socket_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    backend = RedisBackend(RedisConnection(redis_server.url, socket_timeout_seconds=0.2, connect_timeout_seconds=0.2))
     limiter = LeasingRateLimiter(backend.rate_limits)
     await backend.open()
     k = key()

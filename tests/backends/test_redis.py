@@ -19,6 +19,7 @@ from app.backends import (
     MemoryBackend,
     MemoryRateLimitStore,
     RedisBackend,
+    RedisConnection,
     ResilientRateLimiter,
     build_backend,
     build_rate_limiter,
@@ -104,7 +105,7 @@ async def test_a_misuse_of_redis_is_a_bug_not_an_outage(redis_backend: RedisBack
 
 
 async def test_a_closed_backend_is_unavailable(redis_server: RedisServer) -> None:
-    backend = RedisBackend(redis_server.url)
+    backend = RedisBackend(RedisConnection(redis_server.url))
     with pytest.raises(BackendUnavailable, match="not open"):
         await backend.rate_limits.acquire("k", capacity=1, refill_per_second=1)
     await backend.open()
@@ -130,7 +131,7 @@ async def test_build_rate_limiter_composes_the_wrappers_a_shared_backend_needs(r
     health = HealthRegistry(1.0)
     assert build_rate_limiter(memory, health) is memory.rate_limits  # nothing to save, nothing to survive
     assert await health.run() == []
-    redis = RedisBackend(redis_server.url)
+    redis = RedisBackend(RedisConnection(redis_server.url))
     limiter = build_rate_limiter(redis, health, fallback_policy="deny", local_share=0.25, lease_max=7)
     assert isinstance(limiter, ResilientRateLimiter)
     assert (limiter.fallback_policy, limiter.local_share) == ("deny", 0.25)
@@ -155,7 +156,9 @@ def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def outage_backend(locked_redis: RedisServer) -> AsyncIterator[RedisBackend]:
-    backend = RedisBackend(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/0", key_prefix="outage:")
+    backend = RedisBackend(
+        RedisConnection(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/0", key_prefix="outage:")
+    )
     await backend.open()
     try:
         yield backend
@@ -223,7 +226,7 @@ async def test_a_frozen_redis_times_out_instead_of_hanging(
 
 async def test_killed_redis_with_aof_keeps_completed_records(tmp_path: Path) -> None:
     with RedisServer(tmp_path / "aof", appendonly=True, appendfsync="always") as server:
-        backend = RedisBackend(server.url, key_prefix="aof:")
+        backend = RedisBackend(RedisConnection(server.url, key_prefix="aof:"))
         await backend.open()
         try:
             await backend.idempotency.begin("k", "fp", lock_ttl_seconds=30)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from app.backends import BackendUnavailable, MemoryIdempotencyStore, RedisBackend
+from app.backends import BackendUnavailable, MemoryIdempotencyStore, RedisBackend, RedisConnection
 from app.errors import ErrorCode, ServiceError
 from app.packs.api import PackStorage
 from app.packs.tasks import (
@@ -42,10 +42,12 @@ def tasks_store_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redi
 @pytest.fixture
 async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[RedisBackend]:
     backend = RedisBackend(
-        tasks_store_redis.url,
-        key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
-        socket_timeout_seconds=2,
-        connect_timeout_seconds=2,
+        RedisConnection(
+            tasks_store_redis.url,
+            key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
+            socket_timeout_seconds=2,
+            connect_timeout_seconds=2,
+        )
     )
     await backend.open()
     try:
@@ -189,7 +191,7 @@ async def test_redis_layout_and_script_reload(
 
 
 async def test_unreachable_redis_is_backend_unavailable() -> None:
-    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", key_prefix="x:")
+    backend = RedisBackend(RedisConnection(f"redis://127.0.0.1:{free_port()}/0", key_prefix="x:"))
     await backend.open()
     store = RedisTaskStore(backend.redis)
     try:
@@ -207,7 +209,7 @@ def test_the_store_follows_the_backend() -> None:
     memory = PackStorage(redis=None, key_prefix="x:", idempotency=MemoryIdempotencyStore(), idempotency_ttl_seconds=60)
     assert isinstance(task_store(memory), MemoryTaskStore)
     assert task_store(memory) is not task_store(memory)  # one per app: the pack shares the one it made
-    backend = RedisBackend("redis://127.0.0.1:1/0")
+    backend = RedisBackend(RedisConnection("redis://127.0.0.1:1/0"))
     redis = PackStorage(
         redis=backend.redis, key_prefix="x:", idempotency=backend.idempotency, idempotency_ttl_seconds=60
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from app.backends import Backend, MemoryBackend, RedisBackend
+from app.backends import Backend, MemoryBackend, RedisBackend, RedisConnection
 from tests.support.redis_server import RedisServer
 
 
@@ -43,10 +43,12 @@ def unique_prefix() -> str:
 def lenient_redis_backend(server: RedisServer) -> RedisBackend:
     """A Redis backend on the shared server under a prefix of its own, with lenient timeouts."""
     return RedisBackend(
-        server.url,
-        key_prefix=unique_prefix(),
-        socket_timeout_seconds=LENIENT_SECONDS,
-        connect_timeout_seconds=LENIENT_SECONDS,
+        RedisConnection(
+            server.url,
+            key_prefix=unique_prefix(),
+            socket_timeout_seconds=LENIENT_SECONDS,
+            connect_timeout_seconds=LENIENT_SECONDS,
+        )
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from app.backends import BackendUnavailable, OperationObserver, RedisBackend
+from app.backends import BackendUnavailable, OperationObserver, RedisBackend, RedisConnection
 from app.metrics import Metrics
 from app.observability import tracing
 from app.observability.backend import RedisOperationMetrics
@@ -50,11 +50,13 @@ class Recorder:
 
 def observed(server: RedisServer, observer: OperationObserver) -> RedisBackend:
     return RedisBackend(
-        server.url,
-        key_prefix=unique_prefix(),
-        socket_timeout_seconds=LENIENT_SECONDS,
-        connect_timeout_seconds=LENIENT_SECONDS,
-        observer=observer,
+        RedisConnection(
+            server.url,
+            key_prefix=unique_prefix(),
+            socket_timeout_seconds=LENIENT_SECONDS,
+            connect_timeout_seconds=LENIENT_SECONDS,
+            observer=observer,
+        )
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from app.backends import MemoryRateLimitStore, RateDecision, RedisBackend, ResilientRateLimiter
+from app.backends import MemoryRateLimitStore, RateDecision, RedisBackend, RedisConnection, ResilientRateLimiter
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -33,7 +33,7 @@ class CountingStore:
 
 @pytest.fixture
 async def primary(own_redis: RedisServer) -> AsyncIterator[CountingStore]:
-    backend = RedisBackend(own_redis.url, key_prefix="resilient:")
+    backend = RedisBackend(RedisConnection(own_redis.url, key_prefix="resilient:"))
     await backend.open()
     try:
         yield CountingStore(backend)

@@ -14,6 +14,7 @@ from app.backends import (
     EntryCacheStore,
     MemoryCache,
     RedisBackend,
+    RedisConnection,
     TieredCache,
 )
 
@@ -81,7 +82,7 @@ async def test_another_replicas_l1_is_stale_for_at_most_l1_ttl(backend: Backend)
 
 
 async def test_l2_outage_l1_still_serves_and_errors_propagate() -> None:
-    down = RedisBackend("redis://:pw@127.0.0.1:1/0")  # never opened: every call is unavailable
+    down = RedisBackend(RedisConnection("redis://:pw@127.0.0.1:1/0"))  # never opened: every call is unavailable
     tiered = TieredCache(MemoryCache(100), down.cache, l1_ttl_seconds=30)
     await tiered.l1.set("hot", b"v", ttl_seconds=30, tags=["t"])
     assert await tiered.get("hot") == b"v"

@@ -78,6 +78,7 @@ def create_app(
                 mcp_path=MCP_PATH,
                 mcp_app=mcp_app,
                 check_host=settings.dns_rebinding_protection,
+                stateless=settings.stateless,
             ),
         ],
         lifespan=lifespan,

@@ -19,6 +19,11 @@ not digits is refused (421) before the SDK's prefix match could let it pass (`ap
 a POST whose JSON-RPC id is not a string or an integer gets -32600 instead of the SDK's empty 202
 (`app.http.jsonrpc_ids`).
 
+In stateless mode ``GET /mcp`` gets 405 with ``Allow: POST`` (and that JSON-RPC body): a GET opens
+the standalone SSE stream of a session, and without sessions nothing is ever sent on it, so it
+would only hold a connection open for ever. The streamable-HTTP spec allows a server that offers
+no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way.
+
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
 path those layers cost a few percent of a call for nothing (the SDK's app has its own).
@@ -35,6 +40,7 @@ from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
+_ALLOW_POST = ((b"allow", b"POST"),)
 _OWS = (0x20, 0x09)  # SP and HTAB, as byte values
 
 
@@ -47,8 +53,10 @@ class GateMiddleware:
         mcp_path: str = "/mcp",
         mcp_app: ASGIApp | None = None,
         check_host: bool = False,
+        stateless: bool = False,
     ) -> None:
         self.app = app
+        self.stateless = stateless
         self.check_host = check_host
         self.mcp_app = mcp_app or app
         self.lifecycle = lifecycle
@@ -79,8 +87,14 @@ class GateMiddleware:
                 if self.check_host and not _host_ok(scope["headers"]):
                     await _refuse(send, 421, "Invalid Host header")
                     return
+                method = scope["method"]
+                if method == "GET" and self.stateless:
+                    await _refuse(
+                        send, 405, "Method Not Allowed: no standalone SSE stream in stateless mode", _ALLOW_POST
+                    )
+                    return
                 refusals = _StructuredRefusals(send)
-                if scope["method"] == "POST":
+                if method == "POST":
                     ids = JsonRpcIdCheck(receive, refusals)
                     await self.mcp_app(scope, ids.receive, ids.send)
                 else:
@@ -115,9 +129,9 @@ def _host_ok(headers: list[tuple[bytes, bytes]]) -> bool:
     return True  # no Host at all: the SDK refuses it
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def _refuse(send: Send, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     body = invalid_request(message)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -27,6 +27,7 @@ from app.metrics import Metrics
 from app.observability.backend import RedisOperationMetrics
 from app.observability.wiring import wire
 from app.packs import PackSource
+from app.sdk_gaps import close_listen_streams
 from app.services import Services
 from app.settings import Settings
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
@@ -44,6 +45,9 @@ def create_app(
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
     server = build_mcp_server(services, observer, packs)
     mcp_app, session_manager = build_mcp_app(server, settings)
+    close_listens = close_listen_streams(server)
+    if close_listens is not None:
+        services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)
 

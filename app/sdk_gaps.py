@@ -1,4 +1,4 @@
-"""The two things the service needs from the SDK that mcp 2.3's public API does not offer after a
+"""The three things the service needs from the SDK that mcp 2.3's public API does not offer after a
 server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
 pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
 
@@ -10,6 +10,9 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
   ``resources/subscribe``): `MethodBinding` refuses spec methods by design and points at the
   low-level `Server.add_request_handler`, which `MCPServer` does not expose. The server advertises
   the matching capabilities only when such handlers are registered.
+- The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
+  SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
+  `MCPServer` keeps the handler on its low-level server and exposes neither.
 
 The SDK's own conformance fixture (examples/servers/everything-server) reaches in the same way.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import ListenHandler
 from pydantic import BaseModel
 
 RequestHandler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
@@ -39,3 +43,10 @@ def add_request_handler(
 ) -> None:
     """Serve ``method`` with ``handler`` (params validated against ``params_type`` first)."""
     server._lowlevel_server.add_request_handler(method, params_type, handler)
+
+
+def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:
+    """The SDK's graceful close of every open listen stream, or None if the server serves no listen."""
+    entry = server._lowlevel_server.get_request_handler("subscriptions/listen")
+    handler = entry.handler if entry is not None else None
+    return handler.close if isinstance(handler, ListenHandler) else None

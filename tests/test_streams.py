@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+import time
+from typing import Any
+
 import httpx2
 
 from tests.conftest import ServiceFactory
-from tests.support.rpc import legacy_headers
+from tests.support.rpc import legacy_headers, modern_headers, modern_meta
+
+ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 
 
 def test_stateless_get_is_refused_with_405_and_a_json_rpc_body(service_factory: ServiceFactory) -> None:
@@ -22,3 +30,55 @@ def test_stateless_get_is_refused_with_405_and_a_json_rpc_body(service_factory: 
     # POST is still served on the same path.
     post = httpx2.post(service.mcp_url, headers=legacy_headers(), json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert post.status_code == 200
+
+
+def _read_listen(url: str, messages: list[dict[str, Any]], errors: list[BaseException]) -> threading.Thread:
+    """Open a listen stream and collect its JSON-RPC messages until the server ends the response."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": "listen-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": modern_meta()},
+    }
+
+    def run() -> None:
+        try:
+            with (
+                httpx2.Client(timeout=httpx2.Timeout(60.0)) as client,
+                client.stream("POST", url, headers=modern_headers("subscriptions/listen"), json=body) as response,
+            ):
+                for line in response.iter_lines():
+                    text = line[5:] if line.startswith("data:") else line
+                    if text.strip().startswith("{"):
+                        messages.append(json.loads(text))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_shutdown_ends_listen_streams_with_their_final_result(service_factory: ServiceFactory) -> None:
+    """L3: an open listen stream no longer holds shutdown for the whole timeout, is ended with the
+    SDK's final result, and leaves no traceback. The bound is "does not hang", not a timing claim."""
+    drain = 1.0
+    service = service_factory({"MCPS_DRAIN_DELAY_SECONDS": str(drain), "MCPS_SHUTDOWN_TIMEOUT_SECONDS": "30"})
+    messages: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    thread = _read_listen(service.mcp_url, messages, errors)
+    deadline = time.monotonic() + 10
+    while not messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert messages, "no acknowledgement within 10 s"
+    assert messages[0]["method"] == ACKNOWLEDGED, messages
+
+    service.signal(signal.SIGTERM)
+    assert service.wait(timeout=drain + 10) == 0
+    thread.join(10)
+    assert not errors, errors
+    final = messages[-1]
+    assert final["id"] == "listen-1"
+    assert "result" in final, final
+    assert "Exception in ASGI application" not in service.log_text()
+    assert "stopped cleanly" in [record.get("message", "") for record in service.log_records()]

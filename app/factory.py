@@ -22,6 +22,7 @@ from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
+from app.http.streams import OpenStreams
 from app.log import configure_logging
 from app.metrics import Metrics
 from app.observability.backend import RedisOperationMetrics
@@ -48,6 +49,9 @@ def create_app(
     close_listens = close_listen_streams(server)
     if close_listens is not None:
         services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
+    get_streams = None if settings.stateless else OpenStreams()
+    if get_streams is not None:
+        services.lifecycle.on_stop(get_streams.close_all)
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)
 
@@ -83,6 +87,7 @@ def create_app(
                 mcp_app=mcp_app,
                 check_host=settings.dns_rebinding_protection,
                 stateless=settings.stateless,
+                streams=get_streams,
             ),
         ],
         lifespan=lifespan,

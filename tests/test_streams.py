@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 
 from tests.conftest import ServiceFactory
-from tests.support.rpc import legacy_headers, modern_headers, modern_meta
+from tests.support.rpc import LEGACY_VERSION, legacy_headers, modern_headers, modern_meta
 
 ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 
@@ -82,3 +82,56 @@ def test_shutdown_ends_listen_streams_with_their_final_result(service_factory: S
     assert "result" in final, final
     assert "Exception in ASGI application" not in service.log_text()
     assert "stopped cleanly" in [record.get("message", "") for record in service.log_records()]
+
+
+def _open_session(url: str) -> str:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    response = httpx2.post(url, headers=legacy_headers(), json=initialize, timeout=10)
+    assert response.status_code == 200
+    session = response.headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    headers = legacy_headers(**{"mcp-session-id": session})
+    assert httpx2.post(url, headers=headers, json=initialized, timeout=10).status_code == 202
+    return session
+
+
+def test_shutdown_ends_stateful_get_streams_cleanly(service_factory: ServiceFactory) -> None:
+    """L3: a session's open GET stream is ended (a clean end of the response, not a reset) when the
+    process stops accepting, so shutdown does not wait out its timeout and logs no traceback."""
+    drain = 1.0
+    env = {"MCPS_TRANSPORT_MODE": "stateful", "MCPS_DRAIN_DELAY_SECONDS": str(drain)}
+    service = service_factory({**env, "MCPS_SHUTDOWN_TIMEOUT_SECONDS": "30"})
+    session = _open_session(service.mcp_url)
+    opened = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        headers = {**legacy_headers(**{"mcp-session-id": session}), "accept": "text/event-stream"}
+        try:
+            with (
+                httpx2.Client(timeout=httpx2.Timeout(60.0)) as client,
+                client.stream("GET", service.mcp_url, headers=headers) as response,
+            ):
+                outcome["status"] = response.status_code
+                opened.set()
+                outcome["lines"] = list(response.iter_lines())
+        except BaseException as exc:
+            outcome["error"] = exc
+            opened.set()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert opened.wait(10)
+    assert outcome.get("status") == 200, outcome
+
+    service.signal(signal.SIGTERM)
+    assert service.wait(timeout=drain + 10) == 0
+    thread.join(10)
+    assert "error" not in outcome, outcome.get("error")
+    assert "lines" in outcome  # the response ended normally
+    assert "Exception in ASGI application" not in service.log_text()

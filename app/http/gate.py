@@ -22,7 +22,8 @@ a POST whose JSON-RPC id is not a string or an integer gets -32600 instead of th
 In stateless mode ``GET /mcp`` gets 405 with ``Allow: POST`` (and that JSON-RPC body): a GET opens
 the standalone SSE stream of a session, and without sessions nothing is ever sent on it, so it
 would only hold a connection open for ever. The streamable-HTTP spec allows a server that offers
-no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way.
+no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way. In stateful
+mode a GET is served through `app.http.streams`, so shutdown can end it cleanly.
 
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.host import well_formed_host
 from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
+from app.http.streams import OpenStreams
 from app.lifecycle import Lifecycle
 
 _ALWAYS_OPEN = ("/health/", "/metrics")
@@ -54,9 +56,11 @@ class GateMiddleware:
         mcp_app: ASGIApp | None = None,
         check_host: bool = False,
         stateless: bool = False,
+        streams: OpenStreams | None = None,
     ) -> None:
         self.app = app
         self.stateless = stateless
+        self.streams = streams
         self.check_host = check_host
         self.mcp_app = mcp_app or app
         self.lifecycle = lifecycle
@@ -97,6 +101,8 @@ class GateMiddleware:
                 if method == "POST":
                     ids = JsonRpcIdCheck(receive, refusals)
                     await self.mcp_app(scope, ids.receive, ids.send)
+                elif method == "GET" and self.streams is not None:
+                    await self.streams.serve(self.mcp_app, scope, receive, refusals)
                 else:
                     await self.mcp_app(scope, receive, refusals)
             else:

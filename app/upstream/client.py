@@ -41,6 +41,7 @@ from app import __version__
 from app.upstream import errors
 from app.upstream.breaker import CircuitBreaker, Permit
 from app.upstream.etag_cache import CachedResponse, EtagCache, cache_key, storable_headers
+from app.upstream.redirects import scope_guard
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,9 @@ class UpstreamClient:
             timeout=httpx2.Timeout(
                 connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
             ),
-            follow_redirects=True,  # GitHub answers 301 for renamed repositories; auth is dropped off-origin
+            follow_redirects=True,  # GitHub answers 301 for renamed repositories
             max_redirects=3,
+            event_hooks={"request": [scope_guard(base_url)]},  # never off the API: `app.upstream.redirects`
             cookies=CookieJar(policy=_RejectAllCookies()),
             transport=transport,
         )
@@ -282,7 +284,7 @@ class UpstreamClient:
         except (httpx2.NetworkError, httpx2.RemoteProtocolError, httpx2.ProxyError):
             outcome, failed = "network_error", True
             raise _Failure("network_error", call.attempts) from None
-        except httpx2.HTTPError:  # too many redirects, undecodable body, a request we built wrong
+        except httpx2.HTTPError:  # too many redirects, one off the API, undecodable body, a request we built wrong
             outcome = "protocol_error"
             raise errors.unreachable(self.name, "protocol_error") from None
         except _TooLarge:

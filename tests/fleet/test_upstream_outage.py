@@ -113,7 +113,8 @@ def test_upstream_outage_opens_breakers_then_recovers(fleet_factory: FleetFactor
                 result, seconds = call(replica.base_url, "get_repository", {"owner": OWNER, "repo": "down"})
                 error = result["structuredContent"]
                 assert result["isError"] is True
-                assert error["code"] == "UPSTREAM_UNAVAILABLE", error
+                # The outage alternates 503s and answers slower than the budget: either ends the call.
+                assert error["code"] in ("UPSTREAM_UNAVAILABLE", "TIMEOUT"), error
                 assert error["retryable"] is True
                 assert seconds < TOTAL_TIMEOUT + 1.5  # bounded by the upstream budget, never a hang
                 seen.append((round(seconds, 2), error["details"].get("breaker")))

@@ -121,6 +121,21 @@ def conflict(message: str, *, retryable: bool = False, **details: Any) -> Servic
     return ServiceError(ErrorCode.CONFLICT, message, retryable=retryable, details=details)
 
 
+OUTCOME_UNKNOWN = "unknown"  # ``details.outcome`` of a write that may have been applied
+
+
+def outcome_unknown(message: str, details: dict[str, Any]) -> ServiceError:
+    """A write that failed after it may have been applied (a timeout after it was sent): UNAVAILABLE,
+    not retryable as is, since a blind retry could apply it twice; ``details.outcome`` is
+    ``"unknown"`` and ``message`` says how to find out (see docs/security.md, "Outcomes")."""
+    return ServiceError(
+        ErrorCode.UNAVAILABLE,
+        f"outcome unknown: {message}; do not retry blindly, a retry could apply the write twice",
+        retryable=False,
+        details={**details, "outcome": OUTCOME_UNKNOWN},
+    )
+
+
 def internal_error() -> ServiceError:
     rid = current_request_id()
     suffix = f" (request id {rid})" if rid else ""

@@ -30,6 +30,7 @@ from app.packs.tasks.store import (
     TaskNotFound,
     TaskStore,
     VersionConflict,
+    WriteOutcomeUnknown,
     set_external_link,
     task_errors,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "TaskStore",
     "TasksSettings",
     "VersionConflict",
+    "WriteOutcomeUnknown",
     "pack",
     "set_external_link",
     "task_errors",

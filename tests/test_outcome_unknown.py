@@ -34,6 +34,7 @@ from app.packs.tasks import (
     WriteOutcomeUnknown,
     task_errors,
 )
+from app.packs.tasks.models import derived_task_id
 from tests.conftest import ServiceFactory
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.rpc import call_tool, tool_result
@@ -145,6 +146,32 @@ async def test_a_create_sent_to_a_stalled_redis_is_outcome_unknown_and_lands_on_
     # Redis ran the script it had received: the task the answer named exists.
     task = await store.get("o", unknown.task_id)
     assert task.title == "sent while stopped"
+
+
+@pytest.mark.anyio
+async def test_a_keyed_create_cut_off_by_a_stall_is_safe_to_run_again(
+    redis: RedisServer, backend: RedisBackend
+) -> None:
+    store = RedisTaskStore(backend.redis)
+    await store.create("o", TaskDraft(title="warm"), actor="o", max_tasks=10)
+    wanted = TaskDraft(title="exactly once")
+    task_id = derived_task_id("o", "client-key-1", wanted)  # what create_task does with an idempotency_key
+    redis.pause()
+    paused_at = time.monotonic()
+    try:
+        with pytest.raises(WriteOutcomeUnknown) as raised:
+            await store.create("o", wanted, actor="o", max_tasks=10, task_id=task_id)
+    finally:
+        time.sleep(max(0.0, PAUSE_SECONDS - (time.monotonic() - paused_at)))
+        redis.resume()
+    answer = answer_for(raised.value)
+    assert answer.details["retry_with_same_key"] is True
+    assert answer.retryable is True  # the same call again cannot create a second task
+    assert "at most once" in answer.text
+    again = await store.create("o", wanted, actor="o", max_tasks=10, task_id=task_id)  # the client's retry
+    assert again.id == task_id
+    page = await store.list_page("o", after=None, limit=10, where=TaskFilter())
+    assert [task.title for task in page.tasks].count("exactly once") == 1
 
 
 @pytest.mark.anyio

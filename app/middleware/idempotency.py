@@ -5,12 +5,12 @@ first call takes a lock in the shared store, runs, and stores its result (TTL fr
 retry with the same key and arguments gets the stored result, marked as a replay, without running;
 the same key with other arguments is CONFLICT; a retry while the first is still running waits a
 little, then gets a retryable CONFLICT. A failed first attempt releases the key so a retry runs,
-except one whose outcome is unknown (``details.outcome == "unknown"``: the write may have been
-applied): its key stays held until the lock expires, so a retry in that window is told "still
-running" instead of writing a second time. If the store is unreachable at ``begin`` the write is
-refused and never attempted: running it unprotected could write twice, and this service degrades,
-it never corrupts. A ``begin`` that timed out may still take the key when Redis resumes, so that
-answer warns that a retry may find the key held.
+also one whose outcome is unknown (``details.outcome == "unknown"``): the key cannot tell whether
+that write landed, so a retry that must not write twice relies on the write converging (a create
+derives its id from the key, `app.packs.current_idempotency_key`). If the store is unreachable at
+``begin`` the write is refused and never attempted: running it unprotected could write twice, and
+this service degrades, it never corrupts. A ``begin`` that timed out may still take the key when
+Redis resumes, so that answer warns that a retry may find the key held.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from app.auth.principal import current_principal
 from app.backends import BackendUnavailable, IdempotencyBegin, IdempotencyStore, best_effort
 from app.call import CallContext, current_call
-from app.errors import OUTCOME_UNKNOWN, ErrorCode, ServiceError, conflict
+from app.errors import ErrorCode, ServiceError, conflict
 from app.middleware.keys import record_key
 from app.middleware.results import as_dict, is_final_success, with_meta
 from app.policy import IDEMPOTENCY_ARGUMENT
@@ -116,11 +116,6 @@ class IdempotencyMiddleware:
         call.idempotency = "new"
         try:
             result = await call_next(ctx)
-        except ServiceError as exc:
-            if exc.details.get("outcome") != OUTCOME_UNKNOWN:  # else keep the key held: see the module docstring
-                with anyio.CancelScope(shield=True):
-                    await best_effort(self.store.release(key, fingerprint), "idempotency release")
-            raise
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await best_effort(self.store.release(key, fingerprint), "idempotency release")

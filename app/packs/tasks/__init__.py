@@ -26,6 +26,7 @@ from app.packs.tasks.settings import TasksSettings
 from app.packs.tasks.store import (
     ListPage,
     TaskFilter,
+    TaskIdTaken,
     TaskLimitReached,
     TaskNotFound,
     TaskStore,
@@ -47,6 +48,7 @@ __all__ = [
     "TaskDraft",
     "TaskEvent",
     "TaskFilter",
+    "TaskIdTaken",
     "TaskLimitReached",
     "TaskNotFound",
     "TaskStore",

@@ -45,11 +45,20 @@ class WriteOutcomeUnknown(BackendUnavailable):
     ``version`` is the task's version if the write was applied (None for a deletion: then the task is gone).
     """
 
-    def __init__(self, action: str, task_id: str, version: int | None) -> None:
+    def __init__(self, action: str, task_id: str, version: int | None, *, converges: bool = False) -> None:
         super().__init__(f"tasks {action}: outcome unknown", maybe_applied=True)
         self.action = action  # create | update | delete
         self.task_id = task_id
         self.version = version
+        self.converges = converges  # a create with a derived id: running it again finds this task
+
+
+class TaskIdTaken(Exception):
+    """A create with a derived id (`derived_task_id`) whose task was created before and since deleted."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} was created with this idempotency key and since deleted")
+        self.task_id = task_id
 
 
 class TaskLimitReached(Exception):
@@ -83,8 +92,14 @@ class TaskStore(Protocol):
 
     name: str
 
-    async def create(self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int) -> Task:
-        """Store a new task (version 1) and its "created" event; `TaskLimitReached` at ``max_tasks``."""
+    async def create(
+        self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int, task_id: str | None = None
+    ) -> Task:
+        """Store a new task (version 1) and its "created" event; `TaskLimitReached` at ``max_tasks``.
+
+        ``task_id`` (a `derived_task_id`): if that task exists, return it as stored instead (this is
+        the same create run again); if it existed and was deleted, `TaskIdTaken`.
+        """
         ...
 
     async def get(self, owner: str, task_id: str) -> Task:
@@ -147,6 +162,12 @@ def task_errors(task_id: str | None = None) -> Iterator[None]:
             current_version=exc.current,
             expected_version=exc.expected,
         ) from None
+    except TaskIdTaken as exc:
+        raise conflict(
+            f"this idempotency_key already created task {exc.task_id}, which has since been deleted; "
+            "use a new idempotency_key to create another task",
+            task_id=exc.task_id,
+        ) from None
     except TaskLimitReached as exc:
         raise ServiceError(
             ErrorCode.CONFLICT,
@@ -175,9 +196,17 @@ def store_unavailable(exc: BackendUnavailable, task_id: str | None = None) -> Se
             what = f"task {exc.task_id} may have been changed to version {exc.version}"
             how = f"get_task(task_id={exc.task_id!r}) shows version {exc.version} if it was"
         details: dict[str, object] = {"outcome": "unknown", "task_id": exc.task_id, "check_with": "get_task"}
+        safe_retry = None
+        if exc.converges:
+            details["retry_with_same_key"] = True
+            safe_retry = (
+                "retrying with the same idempotency_key and arguments is safe: it creates the task at most once"
+            )
         if exc.version is not None:
             details["version_if_applied"] = exc.version
-        return outcome_unknown(f"the task store stopped answering after the write was sent: {what}; {how}", details)
+        return outcome_unknown(
+            f"the task store stopped answering after the write was sent: {what}; {how}", details, safe_retry=safe_retry
+        )
     if exc.maybe_applied:
         details = {"outcome": "unknown", "check_with": "get_task"}
         if task_id:

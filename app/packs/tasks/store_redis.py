@@ -42,6 +42,7 @@ from app.packs.tasks.store import (
     HISTORY_RETENTION_SECONDS,
     ListPage,
     TaskFilter,
+    TaskIdTaken,
     TaskLimitReached,
     TaskNotFound,
     VersionConflict,
@@ -81,28 +82,42 @@ class RedisTaskStore:
         return f"{self._tenant(owner)}h:{task_id}"
 
     # --- operations -----------------------------------------------------------------------------------
-    async def create(self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int) -> Task:
-        for _ in range(3):
-            task, event = new_task(owner, draft, actor=actor, now=utc_now())
+    async def create(
+        self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int, task_id: str | None = None
+    ) -> Task:
+        for _ in range(3 if task_id is None else 1):
+            task, event = new_task(owner, draft, actor=actor, now=utc_now(), task_id=task_id)
             keys = [self._task_key(owner, task.id), self._index_key(owner), self._history_key(owner, task.id)]
             args: list[str | int] = [max_tasks, task.order_key, task.model_dump_json(), event.model_dump_json()]
-            reply = await self._write("create", task.id, 1, keys, args)
+            reply = await self._write("create", task.id, 1, keys, args, converges=task_id is not None)
             status = _text(reply[0])
             if status == "ok":
                 return task
             if status == "limit":
                 raise TaskLimitReached(max_tasks)
+            if task_id is not None:  # this create ran before: its task, or its history if since deleted
+                try:
+                    return await self.get(owner, task_id)
+                except TaskNotFound:
+                    raise TaskIdTaken(task_id) from None
         raise RuntimeError("could not allocate a task id")  # 80 random bits colliding thrice: a bug
 
     async def _write(
-        self, action: str, task_id: str, version: int | None, keys: list[str], args: list[str | int]
+        self,
+        action: str,
+        task_id: str,
+        version: int | None,
+        keys: list[str],
+        args: list[str | int],
+        *,
+        converges: bool = False,
     ) -> Any:
         """Run the ``action`` script; a failure after it may have been sent -> `WriteOutcomeUnknown`."""
         try:
             return await self._conn.script(f"tasks {action}", f"tasks_{action}", keys, args)
         except BackendUnavailable as exc:
             if exc.maybe_applied:
-                raise WriteOutcomeUnknown(action, task_id, version) from exc
+                raise WriteOutcomeUnknown(action, task_id, version, converges=converges) from exc
             raise
 
     async def get(self, owner: str, task_id: str) -> Task:

@@ -254,7 +254,6 @@ async def test_a_refused_connection_is_not_applied_and_safe_to_retry() -> None:
 
 @pytest.mark.anyio
 async def test_at_maxmemory_writes_are_refused_as_full_reads_work_and_health_is_degraded(tmp_path: Path) -> None:
-    # 1 MB is below what an empty redis-server uses: full from the start (noeviction: nothing to evict).
     args = ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]
     with RedisServer(tmp_path / "full", extra_args=args) as redis:
         raw = Redis.from_url(redis.url)
@@ -265,7 +264,8 @@ async def test_at_maxmemory_writes_are_refused_as_full_reads_work_and_health_is_
             await raw.config_set("maxmemory", 0)  # room for one task to read back
             task = await store.create("o", TaskDraft(title="kept"), actor="o", max_tasks=10)
             assert (await backend.health()).status == "healthy"
-            await raw.config_set("maxmemory", "1mb")
+            used = int((await raw.info("memory"))["used_memory"])
+            await raw.config_set("maxmemory", used // 2)  # full, whatever an empty server uses (noeviction)
 
             with pytest.raises(BackendUnavailable) as raised:
                 await store.create("o", TaskDraft(title="refused"), actor="o", max_tasks=10)

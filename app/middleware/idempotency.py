@@ -69,6 +69,14 @@ class IdempotencyMiddleware:
         try:
             return await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
         except BackendUnavailable as exc:
+            if exc.full:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    "the idempotency store is full (Redis maxmemory): writes are refused until an operator frees "
+                    "memory; the write was not attempted",
+                    retryable=False,
+                    details={"outcome": "not_applied", "reason": "store_full"},
+                ) from None
             if not exc.maybe_applied:
                 raise ServiceError(
                     ErrorCode.UNAVAILABLE,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.inproc import harness
 from tests.inproc.harness import error_of
@@ -45,3 +46,21 @@ async def test_a_begin_cut_off_by_a_stall_says_the_write_did_not_run_and_the_key
             True,
             {"outcome": "not_applied"},
         )
+
+
+async def test_a_full_idempotency_store_says_full_not_unreachable(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "full", extra_args=["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]) as full:
+        raw = Redis.from_url(full.url)
+        try:
+            used = int((await raw.info("memory"))["used_memory"])
+            await raw.config_set("maxmemory", used // 2)  # full, whatever an empty server uses
+        finally:
+            await raw.aclose()
+        async with harness.running(harness.settings(redis_url=full.url)) as service:
+            refused = error_of(await service.call("note_write", {"text": "a", "idempotency_key": "k"}))
+    assert (refused["code"], refused["retryable"], refused["details"]) == (
+        "UNAVAILABLE",
+        False,
+        {"outcome": "not_applied", "reason": "store_full"},
+    )
+    assert "full" in refused["message"]

@@ -15,7 +15,7 @@ raises the same classes for a connect timeout and a read timeout, so only what i
 as "not applied": an error reply (OOM, READONLY, LOADING, BUSY...), a refused handshake, and a
 connection refused before anything was sent (the stdlib cause redis-py chains). Every other
 failure of a write (a timeout, a reset, our own deadline) may have been applied. OOM also sets
-``full`` and is remembered for the health check (`memory_state`).
+``full`` and is remembered for the health check (`memory_full`).
 
 Scripts: every read-modify-write is a Lua script in a ``.lua`` file, registered by the module that
 owns it (`add_script`) and run by name (`script`) through redis-py's ``register_script``: it sends

@@ -121,6 +121,27 @@ def conflict(message: str, *, retryable: bool = False, **details: Any) -> Servic
     return ServiceError(ErrorCode.CONFLICT, message, retryable=retryable, details=details)
 
 
+OUTCOME_UNKNOWN = "unknown"  # ``details.outcome`` of a write that may have been applied
+
+
+def outcome_unknown(message: str, details: dict[str, Any], *, safe_retry: str | None = None) -> ServiceError:
+    """A write that failed after it may have been applied (a timeout after it was sent): UNAVAILABLE
+    with ``details.outcome`` ``"unknown"``, ``message`` saying how to find out (see docs/security.md,
+    "Outcomes"). Not retryable, since a blind retry could apply it twice, unless ``safe_retry`` says
+    why the same call cannot (a create whose id derives from its idempotency key)."""
+    if safe_retry is None:
+        text, retryable = f"{message}; do not retry blindly, a retry could apply the write twice", False
+    else:
+        text, retryable = f"{message}; {safe_retry}", True
+    return ServiceError(
+        ErrorCode.UNAVAILABLE,
+        f"outcome unknown: {text}",
+        retryable=retryable,
+        retry_after_ms=1000 if retryable else None,
+        details={**details, "outcome": OUTCOME_UNKNOWN},
+    )
+
+
 def internal_error() -> ServiceError:
     rid = current_request_id()
     suffix = f" (request id {rid})" if rid else ""

@@ -101,3 +101,17 @@ class RedisBackend(Backend):
         started = time.perf_counter()
         await self.redis.ping()
         return time.perf_counter() - started
+
+    async def health(self) -> CheckResult:
+        """As `Backend.health`, and degraded while Redis refuses writes for memory (``maxmemory``):
+        it answers a ping, yet every write fails, which "healthy" would hide from the operator."""
+        result = await super().health()
+        if result.status != "healthy":
+            return result
+        try:
+            full = await self.redis.memory_full()
+        except BackendUnavailable as exc:
+            return CheckResult("unhealthy", {"backend": self.name, "error": str(exc)})
+        if not full:
+            return result
+        return CheckResult("degraded", {**result.detail, "error": "maxmemory reached: writes are refused"})

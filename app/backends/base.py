@@ -30,7 +30,19 @@ class BackendUnavailable(Exception):
 
     The message is short and safe to show: an operation and an error class, never a URL (which may
     carry a password) nor a server address.
+
+    ``maybe_applied``: the operation writes and may have reached the backend before the failure (a
+    timeout or a dropped connection after the command was sent: Redis may run it when it resumes),
+    so its outcome is unknown and a blind retry could apply it twice. False when it certainly did
+    not run (refused before sending, or the backend answered with a refusal), and for every read.
+    ``full``: the backend refused because it is out of memory (Redis ``maxmemory`` with
+    ``noeviction``): reachable, reads still work, writes are refused.
     """
+
+    def __init__(self, message: str, *, maybe_applied: bool = False, full: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+        self.full = full
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,13 @@ A write tool whose policy says ``idempotent_write`` accepts an optional ``idempo
 first call takes a lock in the shared store, runs, and stores its result (TTL from settings); a
 retry with the same key and arguments gets the stored result, marked as a replay, without running;
 the same key with other arguments is CONFLICT; a retry while the first is still running waits a
-little, then gets a retryable CONFLICT. A failed first attempt releases the key so a retry runs.
-If the store is unreachable the write is refused (retryable): running it unprotected could write
-twice, and this service degrades, it never corrupts.
+little, then gets a retryable CONFLICT. A failed first attempt releases the key so a retry runs,
+also one whose outcome is unknown (``details.outcome == "unknown"``): the key cannot tell whether
+that write landed, so a retry that must not write twice relies on the write converging (a create
+derives its id from the key, `app.packs.current_idempotency_key`). If the store is unreachable at
+``begin`` the write is refused and never attempted: running it unprotected could write twice, and
+this service degrades, it never corrupts. A ``begin`` that timed out may still take the key when
+Redis resumes, so that answer warns that a retry may find the key held.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
-from app.backends import BackendUnavailable, IdempotencyStore, best_effort
+from app.backends import BackendUnavailable, IdempotencyBegin, IdempotencyStore, best_effort
 from app.call import CallContext, current_call
 from app.errors import ErrorCode, ServiceError, conflict
 from app.middleware.keys import record_key
@@ -58,19 +62,40 @@ class IdempotencyMiddleware:
         principal = current_principal()
         key = record_key(principal.id, call.tool or "", idem_key)
         fingerprint = call.fingerprint(principal.id, call.era, without=(IDEMPOTENCY_ARGUMENT,))
+        return await self._run(ctx, call_next, call, key, fingerprint)
+
+    async def _begin(self, key: str, fingerprint: str) -> IdempotencyBegin:
+        """`IdempotencyStore.begin`; unreachable -> UNAVAILABLE (the write is not attempted)."""
         try:
-            return await self._run(ctx, call_next, call, key, fingerprint)
-        except BackendUnavailable:
+            return await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
+        except BackendUnavailable as exc:
+            if exc.full:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    "the idempotency store is full (Redis maxmemory): writes are refused until an operator frees "
+                    "memory; the write was not attempted",
+                    retryable=False,
+                    details={"outcome": "not_applied", "reason": "store_full"},
+                ) from None
+            if not exc.maybe_applied:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    "the idempotency store is unreachable; the write was not attempted",
+                    retry_after_ms=1000,
+                    details={"outcome": "not_applied"},
+                ) from None
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
-                "the idempotency store is unreachable; the write was not attempted",
+                "the idempotency store stopped answering; the write was not attempted, but the key may have been "
+                f"taken meanwhile: a retry with it may answer CONFLICT (still running) for up to {self.lock:g} s",
                 retry_after_ms=1000,
+                details={"outcome": "not_applied", "key_may_be_held_seconds": self.lock},
             ) from None
 
     async def _run(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, call: CallContext, key: str, fingerprint: str
     ) -> HandlerResult:
-        begin = await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
+        begin = await self._begin(key, fingerprint)
         waited = 0.0
         delay = 0.05
         # Polling, not retrying: "in progress" is an answer, not a failure, so this is no backoff loop
@@ -79,7 +104,7 @@ class IdempotencyMiddleware:
             await anyio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
-            begin = await self.store.begin(key, fingerprint, lock_ttl_seconds=self.lock)
+            begin = await self._begin(key, fingerprint)
         if begin.status == "completed" and begin.result is not None:
             call.idempotency = "replay"
             stored: dict[str, Any] = json.loads(begin.result)

@@ -33,6 +33,7 @@ from app.packs.context import (
     ServiceView,
     SharedKey,
 )
+from app.packs.declarations import current_idempotency_key
 from app.packs.upstreams import Upstream, Upstreams
 from app.settings import ENV_PREFIX
 
@@ -47,6 +48,7 @@ __all__ = [
     "SharedKey",
     "Upstream",
     "Upstreams",
+    "current_idempotency_key",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

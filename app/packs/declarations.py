@@ -6,7 +6,8 @@ through the SDK's public API and to the policy registry, in one place, once the 
 
 An idempotent write declares itself once: `with_idempotency_key` gives the tool an optional
 ``idempotency_key`` argument (so clients see it in the input schema and the guard chain can act on
-it) and drops it before the tool's own function runs, so that function never names it.
+it) and drops it before the tool's own function runs, so that function never names it; the
+function can still read it (`current_idempotency_key`) to make its write converge.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -34,6 +36,20 @@ IdempotencyKey = Annotated[
         "result instead of doing the work twice.",
     ),
 ]
+
+_IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
+
+
+def current_idempotency_key() -> str | None:
+    """The ``idempotency_key`` the caller sent to the idempotent write now running, if any.
+
+    The guard chain replays a key's stored result, but a first attempt whose outcome is unknown
+    (Redis stalled after the write was sent) leaves no result, and a retry runs the tool again. A
+    tool that derives what it creates from the key (an id) makes that re-run find the first
+    attempt's object instead of making a second one.
+    """
+    return _IDEMPOTENCY_KEY.get()
+
 
 RequestHandler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
 
@@ -112,15 +128,22 @@ def with_idempotency_key(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs.pop(IDEMPOTENCY_ARGUMENT, None)  # the guard chain's idempotency stage has acted on it
-            return await fn(*args, **kwargs)
+            # The guard chain's idempotency stage has acted on it; the tool reads it, if it wants, here.
+            token = _IDEMPOTENCY_KEY.set(kwargs.pop(IDEMPOTENCY_ARGUMENT, None))
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                _IDEMPOTENCY_KEY.reset(token)
 
     else:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs.pop(IDEMPOTENCY_ARGUMENT, None)
-            return fn(*args, **kwargs)
+            token = _IDEMPOTENCY_KEY.set(kwargs.pop(IDEMPOTENCY_ARGUMENT, None))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _IDEMPOTENCY_KEY.reset(token)
 
     hints = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
     if signature.return_annotation is not inspect.Signature.empty:

@@ -25,7 +25,7 @@ from app.backends import (
     build_rate_limiter,
 )
 from app.health import HealthRegistry
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -112,6 +112,68 @@ async def test_a_closed_backend_is_unavailable(redis_server: RedisServer) -> Non
     await backend.close()
     with pytest.raises(BackendUnavailable, match="not open"):
         await backend.cache.get("k")
+
+
+# --- what a failure says about a write (issue 19, M3 and L7) ----------------------------------------
+
+
+async def test_a_write_cut_off_after_sending_may_have_been_applied_a_read_claims_nothing(
+    own_redis: RedisServer,
+) -> None:
+    conn = RedisConnection(own_redis.url, key_prefix=f"{key()}:", socket_timeout_seconds=0.25)
+    backend = RedisBackend(conn)
+    await backend.open()
+    name = key()
+    try:
+        await backend.idempotency.begin(name, "fp", lock_ttl_seconds=60)  # script known, connection pooled
+        own_redis.pause()
+        try:
+            with pytest.raises(BackendUnavailable) as write:
+                await backend.idempotency.complete(name, "fp", b"result", ttl_seconds=60)
+            with pytest.raises(BackendUnavailable) as read:
+                await backend.cache.get(name)
+        finally:
+            own_redis.resume()
+        assert (write.value.maybe_applied, write.value.full) == (True, False)
+        assert read.value.maybe_applied is False  # a read changes nothing, whatever reached Redis
+    finally:
+        await backend.close()
+
+
+async def test_a_refused_connection_is_certainly_not_applied() -> None:
+    backend = RedisBackend(RedisConnection(f"redis://127.0.0.1:{free_port()}/0"))
+    await backend.open()
+    try:
+        with pytest.raises(BackendUnavailable) as refused:
+            await backend.idempotency.begin(key(), "fp", lock_ttl_seconds=60)
+    finally:
+        await backend.close()
+    assert (refused.value.maybe_applied, refused.value.full) == (False, False)
+
+
+async def test_maxmemory_is_full_not_unreachable_and_the_health_check_says_degraded(tmp_path: Path) -> None:
+    args = ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]
+    with RedisServer(tmp_path / "full", extra_args=args) as server:
+        backend = RedisBackend(RedisConnection(server.url, key_prefix=f"{key()}:"))
+        await backend.open()
+        raw = Redis.from_url(server.url)
+        try:
+            await raw.config_set("maxmemory", await used_memory(raw) // 2)  # full whatever an empty server uses
+            with pytest.raises(BackendUnavailable) as refused:
+                await backend.idempotency.begin(key(), "fp", lock_ttl_seconds=60)
+            assert (refused.value.full, refused.value.maybe_applied) == (True, False)
+            assert await backend.cache.get(key()) is None  # reads still answer
+            health = await backend.health()
+            assert health.status == "degraded"
+            assert health.detail["error"] == "maxmemory reached: writes are refused"
+        finally:
+            await backend.close()
+            await raw.aclose()
+
+
+async def used_memory(raw: Redis) -> int:
+    info = await raw.info("memory")
+    return int(info["used_memory"])
 
 
 def test_build_backend_picks_by_url(redis_server: RedisServer) -> None:

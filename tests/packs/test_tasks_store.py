@@ -19,6 +19,7 @@ from app.packs.tasks import (
     TaskChanges,
     TaskDraft,
     TaskFilter,
+    TaskIdTaken,
     TaskLimitReached,
     TaskNotFound,
     TaskStore,
@@ -28,6 +29,7 @@ from app.packs.tasks import (
     task_store,
 )
 from app.packs.tasks.cursor import CursorCodec, InvalidCursor
+from app.packs.tasks.models import derived_task_id
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -156,6 +158,25 @@ async def test_external_links_for_other_packs(tasks_store: TaskStore) -> None:
         await set_external_link(tasks_store, "intruder", task.id, "x", "https://x.example", actor="intruder")
 
 
+async def test_a_create_with_a_derived_id_run_again_finds_its_task(tasks_store: TaskStore) -> None:
+    first = draft("once")
+    task_id = derived_task_id("me", "key-1", first)
+    assert derived_task_id("me", "key-1", draft("other")) != task_id  # a reused key with other arguments
+    assert derived_task_id("you", "key-1", first) != task_id
+    created = await tasks_store.create("me", first, actor="me", max_tasks=1, task_id=task_id)
+    assert created.id == task_id
+    again = await tasks_store.create("me", first, actor="me", max_tasks=1, task_id=task_id)  # at the limit, too
+    assert again == created
+    page = await tasks_store.list_page("me", after=None, limit=10, where=TaskFilter())
+    assert [task.id for task in page.tasks] == [task_id]
+    await tasks_store.delete("me", task_id, actor="me")
+    with pytest.raises(TaskIdTaken):
+        await tasks_store.create("me", first, actor="me", max_tasks=1, task_id=task_id)
+    with pytest.raises(ServiceError) as raised, task_errors():
+        await tasks_store.create("me", first, actor="me", max_tasks=1, task_id=task_id)
+    assert raised.value.error_code is ErrorCode.CONFLICT
+
+
 async def test_delete_removes_task_and_index_and_keeps_history(tasks_store: TaskStore) -> None:
     keep = await tasks_store.create("o", draft("keep"), actor="o", max_tasks=10)
     gone = await tasks_store.create("o", draft("gone"), actor="o", max_tasks=10)
@@ -201,6 +222,7 @@ async def test_unreachable_redis_is_backend_unavailable() -> None:
             await store.get("o", "t_aaaaaaaaaaaaaaaa")
         assert raised.value.error_code is ErrorCode.UNAVAILABLE
         assert raised.value.retryable is True
+        assert raised.value.details["outcome"] == "not_applied"  # refused before anything was sent
     finally:
         await backend.close()
 

@@ -8,6 +8,15 @@ errors, timeouts, LOADING, READONLY (failover), OOM and BUSY become `BackendUnav
 else (a bug) propagates as is. A pooled connection that Redis closed is noticed and reopened when
 it is taken from the pool, so after a Redis restart the next call just works.
 
+What a failure says about a write (``BackendUnavailable.maybe_applied``): Redis runs a command it
+has received even if the client gave up waiting (a stalled Redis runs the queued script when it
+resumes), so a write that failed after it may have been sent has an unknown outcome. redis-py
+raises the same classes for a connect timeout and a read timeout, so only what is certain counts
+as "not applied": an error reply (OOM, READONLY, LOADING, BUSY...), a refused handshake, and a
+connection refused before anything was sent (the stdlib cause redis-py chains). Every other
+failure of a write (a timeout, a reset, our own deadline) may have been applied. OOM also sets
+``full`` and is remembered for the health check (`memory_full`).
+
 Scripts: every read-modify-write is a Lua script in a ``.lua`` file, registered by the module that
 owns it (`add_script`) and run by name (`script`) through redis-py's ``register_script``: it sends
 EVALSHA and, on NOSCRIPT (Redis restarted, SCRIPT FLUSH, a failover to a replica that never saw the
@@ -20,6 +29,8 @@ Not for Redis Cluster as is: the cache scripts touch an entry and its tag sets i
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -48,11 +59,33 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Redis (or the pool) answered with a refusal: whatever was asked did not run.
+_REFUSALS: tuple[type[BaseException], ...] = (
+    redis_errors.ResponseError,  # OOM, READONLY, TRYAGAIN, MASTERDOWN, BUSY: error replies
+    redis_errors.BusyLoadingError,
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+    redis_errors.MaxClientsReachedError,
+    redis_errors.MaxConnectionsError,
+)
+# The stdlib errors redis-py chains as the cause of a connect that never reached Redis.
+_NOT_CONNECTED: tuple[type[BaseException], ...] = (ConnectionRefusedError, FileNotFoundError, socket.gaierror)
+# How long an OOM refusal keeps the health check saying "full" without asking Redis again.
+FULL_MEMORY_SECONDS = 30.0
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, _UNAVAILABLE_ERRORS):
         return True
     # "BUSY Redis is busy running a script": another client's script is hogging the server.
     return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("BUSY")
+
+
+def _certainly_not_run(exc: BaseException) -> bool:
+    """True when Redis did not run the command: it refused it, or the connection never opened."""
+    if isinstance(exc, _REFUSALS):
+        return True
+    return isinstance(exc, redis_errors.ConnectionError) and isinstance(exc.__cause__, _NOT_CONNECTED)
 
 
 def lua_script(name: str) -> str:
@@ -91,6 +124,7 @@ class RedisConnection:
         self._client: Redis | None = None
         self._texts: dict[str, str] = {}
         self._scripts: dict[str, AsyncScript] = {}
+        self._refused_full_at: float | None = None  # monotonic time of the last OOM refusal
 
     def open(self) -> None:
         if self._client is not None:
@@ -123,38 +157,49 @@ class RedisConnection:
             await client.aclose()
 
     @contextmanager
-    def unavailable_on_failure(self, op: str) -> Iterator[None]:
-        """Turn what the block raises into `BackendUnavailable` when it means "Redis cannot answer now"."""
+    def unavailable_on_failure(self, op: str, *, writes: bool = False) -> Iterator[None]:
+        """Turn what the block raises into `BackendUnavailable` when it means "Redis cannot answer now";
+        ``writes``: the block changes state, so say whether it may have been applied (module docstring)."""
         try:
             yield
         except Exception as exc:
-            if _is_unavailable(exc):
-                raise BackendUnavailable(f"redis {op}: {type(exc).__name__}") from exc
-            raise
+            if not _is_unavailable(exc):
+                raise
+            full = isinstance(exc, redis_errors.OutOfMemoryError)
+            if full:
+                self._refused_full_at = time.monotonic()
+            maybe_applied = writes and not _certainly_not_run(exc)
+            raise BackendUnavailable(
+                f"redis {op}: {type(exc).__name__}", maybe_applied=maybe_applied, full=full
+            ) from exc
 
-    async def run(self, op: str, call: Callable[[Redis], Awaitable[T]]) -> T:
-        """Run ``call`` with the client within the deadline; availability failures -> `BackendUnavailable`."""
+    async def run(self, op: str, call: Callable[[Redis], Awaitable[T]], *, writes: bool = False) -> T:
+        """Run ``call`` with the client within the deadline; availability failures -> `BackendUnavailable`
+        (``writes``: ``call`` changes state, so a failure says whether it may have been applied)."""
         if self._observer is None:
-            return await self._run(op, call)
+            return await self._run(op, call, writes)
         with self._observer.operation(op):
-            return await self._run(op, call)
+            return await self._run(op, call, writes)
 
-    async def _run(self, op: str, call: Callable[[Redis], Awaitable[T]]) -> T:
+    async def _run(self, op: str, call: Callable[[Redis], Awaitable[T]], writes: bool) -> T:
         client = self._client
         if client is None:
             raise BackendUnavailable(f"redis {op}: backend not open")
-        with self.unavailable_on_failure(op):
+        with self.unavailable_on_failure(op, writes=writes):
             async with asyncio.timeout(self.deadline_seconds):
                 return await call(client)
 
-    async def script(self, op: str, name: str, keys: Sequence[str], args: Sequence[str | bytes | float]) -> Any:
-        """EVALSHA the named script (NOSCRIPT recovery included, see the module docstring)."""
+    async def script(
+        self, op: str, name: str, keys: Sequence[str], args: Sequence[str | bytes | float], *, writes: bool = True
+    ) -> Any:
+        """EVALSHA the named script (NOSCRIPT recovery included, see the module docstring); a script
+        writes unless the caller says otherwise."""
 
         async def call(client: Redis) -> Any:
             # Looked up with the client (no await between): both are set by `open`, cleared by `close`.
             return await self._scripts[name](keys=list(keys), args=list(args), client=client)
 
-        return await self.run(op, call)
+        return await self.run(op, call, writes=writes)
 
     def pubsub(self) -> PubSub:
         """A pub/sub handle on this pool (it holds one connection while subscribed); not open -> unavailable."""
@@ -168,3 +213,20 @@ class RedisConnection:
             return answered
 
         await self.run("ping", call)
+
+    async def memory_full(self) -> bool:
+        """Does Redis refuse writes for memory now? True after an OOM refusal in the last
+        `FULL_MEMORY_SECONDS`, or when ``INFO memory`` shows ``used_memory`` at ``maxmemory`` under
+        ``noeviction`` (nothing can be evicted, so the next write that needs memory is refused)."""
+        refused_at = self._refused_full_at
+        if refused_at is not None and time.monotonic() - refused_at < FULL_MEMORY_SECONDS:
+            return True
+
+        async def call(client: Redis) -> dict[str, Any]:
+            info: dict[str, Any] = await client.info("memory")
+            return info
+
+        info = await self.run("info memory", call)
+        limit = int(info.get("maxmemory", 0))
+        policy = str(info.get("maxmemory_policy", ""))
+        return limit > 0 and policy == "noeviction" and int(info.get("used_memory", 0)) >= limit

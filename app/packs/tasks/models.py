@@ -9,6 +9,7 @@ encoded as one sortable string (`order_key`), the same in memory and in Redis.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
@@ -57,6 +58,14 @@ _MICRO = timedelta(microseconds=1)
 def new_task_id() -> str:
     """``t_`` + 16 base32 characters (80 random bits)."""
     return "t_" + base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+
+
+def derived_task_id(owner: str, idempotency_key: str, draft: TaskDraft) -> str:
+    """The id a create with an idempotency key gets: the same for the same owner, key and draft, so a
+    create run again (its first outcome unknown) finds the task it may have made; another draft under
+    a reused key gets another id. Same shape as `new_task_id` (80 bits)."""
+    material = "\x00".join((owner, idempotency_key, draft.model_dump_json())).encode()
+    return "t_" + base64.b32encode(hashlib.sha256(material).digest()[:10]).decode("ascii").lower()
 
 
 def is_task_id(value: str) -> bool:
@@ -209,9 +218,11 @@ def _change(before: Any, after: Any) -> FieldChange:
     return FieldChange.model_validate({"from": before, "to": after})
 
 
-def new_task(owner: str, draft: TaskDraft, *, actor: str, now: datetime) -> tuple[Task, TaskEvent]:
+def new_task(
+    owner: str, draft: TaskDraft, *, actor: str, now: datetime, task_id: str | None = None
+) -> tuple[Task, TaskEvent]:
     task = Task(
-        id=new_task_id(),
+        id=task_id or new_task_id(),
         owner=owner,
         title=draft.title,
         description=draft.description,

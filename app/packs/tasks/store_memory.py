@@ -25,6 +25,7 @@ from app.packs.tasks.store import (
     HISTORY_RETENTION_SECONDS,
     ListPage,
     TaskFilter,
+    TaskIdTaken,
     TaskLimitReached,
     TaskNotFound,
     VersionConflict,
@@ -62,12 +63,19 @@ class MemoryTaskStore:
                 if tenant is not None:
                     tenant.history.pop(key[1], None)
 
-    async def create(self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int) -> Task:
+    async def create(
+        self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int, task_id: str | None = None
+    ) -> Task:
         tenant = self._tenant(owner)
+        if task_id is not None and task_id in tenant.history:  # this create ran before (see TaskStore)
+            existing = tenant.tasks.get(task_id)
+            if existing is None:
+                raise TaskIdTaken(task_id)
+            return existing
         if len(tenant.tasks) >= max_tasks:
             raise TaskLimitReached(max_tasks)
-        task, event = new_task(owner, draft, actor=actor, now=utc_now())
-        while task.id in tenant.tasks or task.id in tenant.history:  # 80 random bits: never, in practice
+        task, event = new_task(owner, draft, actor=actor, now=utc_now(), task_id=task_id)
+        while task.id in tenant.history:  # a random id: 80 bits, never in practice; a derived one: not here
             task, event = new_task(owner, draft, actor=actor, now=utc_now())
         tenant.tasks[task.id] = task
         bisect.insort(tenant.order, task.order_key)

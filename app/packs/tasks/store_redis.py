@@ -12,7 +12,10 @@ Every write is one Lua script from ``lua/`` (create, compare-and-set update, del
 backend's connection, NOSCRIPT recovery included) that checks before it writes
 and appends the history entry first, so a task, its event and its index entry change together or not
 at all. Updates are optimistic: read, compute the new task in Python, then write only if the version
-is still the one read. Redis failures surface as `BackendUnavailable` (the connection's own mapping).
+is still the one read. Redis failures surface as `BackendUnavailable` (the connection's own mapping);
+a write script that failed after it may have been sent becomes `WriteOutcomeUnknown`, naming the
+task and the version to look for. Reads use no MULTI/EXEC, so they keep working while Redis
+refuses writes at ``maxmemory``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from app.backends import RedisConnection
+from app.backends import BackendUnavailable, RedisConnection
 from app.packs.tasks.models import (
     Task,
     TaskChanges,
@@ -39,9 +42,11 @@ from app.packs.tasks.store import (
     HISTORY_RETENTION_SECONDS,
     ListPage,
     TaskFilter,
+    TaskIdTaken,
     TaskLimitReached,
     TaskNotFound,
     VersionConflict,
+    WriteOutcomeUnknown,
 )
 
 _SCRIPTS = ("create", "update", "delete")  # lua/<name>.lua, run by the backend's connection
@@ -77,18 +82,43 @@ class RedisTaskStore:
         return f"{self._tenant(owner)}h:{task_id}"
 
     # --- operations -----------------------------------------------------------------------------------
-    async def create(self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int) -> Task:
-        for _ in range(3):
-            task, event = new_task(owner, draft, actor=actor, now=utc_now())
+    async def create(
+        self, owner: str, draft: TaskDraft, *, actor: str, max_tasks: int, task_id: str | None = None
+    ) -> Task:
+        for _ in range(3 if task_id is None else 1):
+            task, event = new_task(owner, draft, actor=actor, now=utc_now(), task_id=task_id)
             keys = [self._task_key(owner, task.id), self._index_key(owner), self._history_key(owner, task.id)]
             args: list[str | int] = [max_tasks, task.order_key, task.model_dump_json(), event.model_dump_json()]
-            reply = await self._conn.script("tasks create", "tasks_create", keys, args)
+            reply = await self._write("create", task.id, 1, keys, args, converges=task_id is not None)
             status = _text(reply[0])
             if status == "ok":
                 return task
             if status == "limit":
                 raise TaskLimitReached(max_tasks)
+            if task_id is not None:  # this create ran before: its task, or its history if since deleted
+                try:
+                    return await self.get(owner, task_id)
+                except TaskNotFound:
+                    raise TaskIdTaken(task_id) from None
         raise RuntimeError("could not allocate a task id")  # 80 random bits colliding thrice: a bug
+
+    async def _write(
+        self,
+        action: str,
+        task_id: str,
+        version: int | None,
+        keys: list[str],
+        args: list[str | int],
+        *,
+        converges: bool = False,
+    ) -> Any:
+        """Run the ``action`` script; a failure after it may have been sent -> `WriteOutcomeUnknown`."""
+        try:
+            return await self._conn.script(f"tasks {action}", f"tasks_{action}", keys, args)
+        except BackendUnavailable as exc:
+            if exc.maybe_applied:
+                raise WriteOutcomeUnknown(action, task_id, version, converges=converges) from exc
+            raise
 
     async def get(self, owner: str, task_id: str) -> Task:
         key = self._task_key(owner, task_id)
@@ -157,7 +187,7 @@ class RedisTaskStore:
             updated, event = applied
             keys = [self._task_key(owner, task_id), self._history_key(owner, task_id)]
             args: list[str | int] = [str(task.version), updated.model_dump_json(), event.model_dump_json()]
-            reply = await self._conn.script("tasks update", "tasks_update", keys, args)
+            reply = await self._write("update", task_id, updated.version, keys, args)
             lost = _lost_race(reply, task_id, expected_version)
             if lost is None:
                 return updated
@@ -178,7 +208,7 @@ class RedisTaskStore:
                 event.model_dump_json(),
                 HISTORY_RETENTION_SECONDS * 1000,
             ]
-            reply = await self._conn.script("tasks delete", "tasks_delete", keys, args)
+            reply = await self._write("delete", task_id, None, keys, args)
             lost = _lost_race(reply, task_id, expected_version)
             if lost is None:
                 return task
@@ -190,7 +220,9 @@ class RedisTaskStore:
         start = f"{max(after_version, 0) + 1}-0"
 
         async def call(client: Redis) -> list[Any]:
-            async with client.pipeline(transaction=True) as pipe:
+            # One round trip, no MULTI/EXEC (Redis refuses a transaction at maxmemory). Not atomic, and
+            # need not be: the stream only grows until its whole key expires.
+            async with client.pipeline(transaction=False) as pipe:
                 pipe.exists(key)
                 pipe.xrange(key, start, "+", count=limit)
                 result: list[Any] = await pipe.execute()

@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from app.auth.principal import current_principal
 from app.errors import ErrorCode, ServiceError
-from app.packs.api import PackContext
+from app.packs.api import PackContext, current_idempotency_key
 from app.packs.tasks.cursor import MAX_CURSOR_CHARS, CursorCodec, InvalidCursor
 from app.packs.tasks.models import (
     DeleteTaskResult,
@@ -39,6 +39,7 @@ from app.packs.tasks.models import (
     TaskHistory,
     TaskId,
     TaskPage,
+    derived_task_id,
 )
 from app.packs.tasks.models import Title as TitleType
 from app.packs.tasks.settings import TasksSettings
@@ -154,8 +155,11 @@ def register(pack: PackContext[TasksSettings], store: TaskStore) -> None:
     ) -> Task:
         principal = current_principal()
         draft = TaskDraft(title=title, description=description, priority=priority, tags=tags or [], due=due)
+        key = current_idempotency_key()
+        # With a key, the id derives from it: a retry that runs again after an unknown outcome finds the task.
+        task_id = derived_task_id(principal.id, key, draft) if key is not None else None
         with task_errors():
-            task = await store.create(principal.id, draft, actor=principal.id, max_tasks=max_tasks)
+            task = await store.create(principal.id, draft, actor=principal.id, max_tasks=max_tasks, task_id=task_id)
         await publish_updated(ctx, task.id)
         return task
 

@@ -58,6 +58,13 @@ class TransportSettings(SettingsGroup):
         description="SEP-2549 ttlMs hint on tools/prompts/resources lists and server/discover (2026-07-28).",
     )
     request_state_ttl_seconds: float = Field(600, gt=0, le=86_400, description="Lifetime of sealed requestState.")
+    stream_keepalive_seconds: float = Field(
+        15,
+        ge=0,
+        le=300,
+        description="Long-lived event streams (subscriptions/listen, the GET stream, /sse) send an SSE comment "
+        "after this much silence, so idle-timeout proxies keep them open (0 sends none).",
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", "request_state_keys", mode="before")
     @classmethod

@@ -44,6 +44,11 @@ class BackendUnavailable(Exception):
         self.maybe_applied = maybe_applied
         self.full = full
 
+    @property
+    def state(self) -> str:
+        """How a log line names the backend's state: full (out of memory, reachable) or unreachable."""
+        return "full (out of memory)" if self.full else "unreachable"
+
 
 @dataclass(frozen=True, slots=True)
 class RateDecision:
@@ -205,5 +210,5 @@ async def best_effort(operation: Awaitable[object], what: str) -> None:
     so it cannot turn a completed write into an error (the record expires by its TTL instead)."""
     try:
         await operation
-    except BackendUnavailable:
-        logger.warning("%s skipped: backend unreachable", what)
+    except BackendUnavailable as exc:
+        logger.warning("%s skipped: backend %s", what, exc.state)

@@ -86,7 +86,8 @@ class ResilientRateLimiter:
             if self._degraded_since is None:
                 self._degraded_since = now
                 logger.warning(
-                    "rate-limit store unavailable (%s); fallback policy %r, retrying it every %gs",
+                    "rate-limit store %s (%s); fallback policy %r, retrying it every %gs",
+                    exc.state,
                     exc,
                     self.fallback_policy,
                     self.recheck_seconds,

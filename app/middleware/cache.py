@@ -95,15 +95,15 @@ class CacheMiddleware:
     async def _set(self, key: str, value: bytes, ttl: float, tags: list[str]) -> None:
         try:
             await self.cache.set(key, value, ttl_seconds=ttl, tags=tags)
-        except BackendUnavailable:
-            logger.debug("cache write skipped: backend unreachable")
+        except BackendUnavailable as exc:
+            logger.debug("cache write skipped: backend %s", exc.state)
 
     async def _invalidate(self, tags: list[str]) -> None:
         try:
             await self.cache.invalidate_tags(tags)
-        except BackendUnavailable:
+        except BackendUnavailable as exc:
             # Entries expire by TTL; keep TTLs short on data that writes change.
-            logger.warning("cache invalidation skipped: backend unreachable (entries expire by TTL)")
+            logger.warning("cache invalidation skipped: backend %s (entries expire by TTL)", exc.state)
 
 
 async def _follow(leader: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:

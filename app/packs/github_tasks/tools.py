@@ -74,9 +74,15 @@ def register(pack: PackContext[Any], github: GitHub, store: TaskStore) -> None:
         key = f"file-issue:{principal.id}:{task_id}"
         try:
             begin = await idempotency.begin(key, repository, lock_ttl_seconds=LOCK_SECONDS)
-        except BackendUnavailable:
+        except BackendUnavailable as exc:
+            # Nothing reached GitHub. If the lock may have been taken, a retry inside its lifetime
+            # answers a retryable CONFLICT until it lapses; say so rather than promise a clean retry.
+            held = f"; the filing lock may be held for up to {LOCK_SECONDS:g} s" if exc.maybe_applied else ""
             raise ServiceError(
-                ErrorCode.UNAVAILABLE, "the idempotency store is unreachable; nothing was filed"
+                ErrorCode.UNAVAILABLE,
+                f"the idempotency store is {exc.state}; nothing was filed{held}",
+                retryable=not exc.full,
+                details={"outcome": "not_applied", "task_id": task_id},
             ) from None
         if begin.status == "mismatch":
             raise conflict("this task is being or was filed in another repository", task_id=task_id)
@@ -102,12 +108,19 @@ def register(pack: PackContext[Any], github: GitHub, store: TaskStore) -> None:
             with task_errors(task_id):
                 await set_external_link(store, principal.id, task_id, LINK, issue["url"], actor=principal.id)
         except ServiceError as exc:
+            # The issue exists either way; whether the link was written depends on what the store said.
+            unknown = exc.details.get("outcome") == "unknown"
+            updated = "may or may not have been updated" if unknown else "was not updated"
             raise ServiceError(
                 exc.error_code,
-                f"partial failure: issue {issue['url']} was created but the task was not updated ({exc.text}); "
+                f"partial failure: issue {issue['url']} was created but the task {updated} ({exc.text}); "
                 "retrying this call links it without opening another issue",
                 retryable=True,
-                details={"issue_url": issue["url"], "issue_number": issue["number"], "task_updated": False},
+                details={
+                    "issue_url": issue["url"],
+                    "issue_number": issue["number"],
+                    "task_updated": "unknown" if unknown else False,
+                },
             ) from None
         return FiledIssue(
             task_id=task_id,

@@ -18,10 +18,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from app.auth.metadata import resource_metadata_routes
+from app.auth.setup import build_auth, principal_identifier
 from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.observe import ObserveMiddleware
+from app.http.sessions import SessionOwners
 from app.http.streams import OpenStreams
 from app.log import configure_logging
 from app.metrics import Metrics
@@ -44,14 +46,19 @@ def create_app(
     metrics = Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0)
     services = Services.create(settings, metrics, backend_observer=RedisOperationMetrics(metrics))
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
-    server = build_mcp_server(services, observer, packs)
+    auth = build_auth(settings, services.health)
+    server = build_mcp_server(services, observer, packs, auth=auth)
     mcp_app, session_manager = build_mcp_app(server, settings)
     close_listens = close_listen_streams(server)
     if close_listens is not None:
         services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
-    get_streams = None if settings.stateless else OpenStreams()
-    if get_streams is not None:
+    get_streams = sessions = None
+    if not settings.stateless:
+        get_streams = OpenStreams(settings.max_stream_seconds)
         services.lifecycle.on_stop(get_streams.close_all)
+        sessions = SessionOwners(
+            principal_identifier(auth[1]), settings.max_sessions_per_principal, settings.session_idle_timeout_seconds
+        )
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)
 
@@ -88,6 +95,7 @@ def create_app(
                 check_host=settings.dns_rebinding_protection,
                 stateless=settings.stateless,
                 streams=get_streams,
+                sessions=sessions,
             ),
         ],
         lifespan=lifespan,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
@@ -10,6 +11,7 @@ from pydantic import AnyHttpUrl
 from app.auth.api_keys import ApiKeyVerifier
 from app.auth.jwks import JwksCache
 from app.auth.jwt_verifier import JwtVerifier
+from app.auth.principal import ANONYMOUS, principal_from_access_token
 from app.auth.verifier import ServiceTokenVerifier
 from app.health import HealthRegistry
 from app.settings import Settings
@@ -58,3 +60,19 @@ def build_auth(settings: Settings, health: HealthRegistry) -> tuple[AuthSettings
         validate_token_resource=False if resource else None,
     )
     return auth, ServiceTokenVerifier(api_keys, jwt)
+
+
+def principal_identifier(verifier: ServiceTokenVerifier | None) -> Callable[[str | None], Awaitable[str | None]]:
+    """Who a bearer token belongs to, for limits the edge counts before the SDK runs (sessions per
+    principal): the same verifier and verdict cache as the SDK's auth layer; None for no valid token.
+    Auth disabled: every caller is the one anonymous principal."""
+
+    async def identify(token: str | None) -> str | None:
+        if verifier is None:
+            return ANONYMOUS.id
+        if token is None:
+            return None
+        access = await verifier.verify_token(token)
+        return principal_from_access_token(access).id if access is not None else None
+
+    return identify

@@ -23,7 +23,8 @@ In stateless mode ``GET /mcp`` gets 405 with ``Allow: POST`` (and that JSON-RPC 
 the standalone SSE stream of a session, and without sessions nothing is ever sent on it, so it
 would only hold a connection open for ever. The streamable-HTTP spec allows a server that offers
 no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way. In stateful
-mode a GET is served through `app.http.streams`, so shutdown can end it cleanly.
+mode a GET is served through `app.http.streams`, so shutdown can end it cleanly, and every request
+through `app.http.sessions`, which caps the sessions one principal holds.
 
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
@@ -38,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.host import well_formed_host
 from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
+from app.http.sessions import SessionOwners
 from app.http.streams import OpenStreams
 from app.lifecycle import Lifecycle
 
@@ -57,8 +59,10 @@ class GateMiddleware:
         check_host: bool = False,
         stateless: bool = False,
         streams: OpenStreams | None = None,
+        sessions: SessionOwners | None = None,
     ) -> None:
         self.app = app
+        self.sessions = sessions
         self.stateless = stateless
         self.streams = streams
         self.check_host = check_host
@@ -98,17 +102,28 @@ class GateMiddleware:
                     )
                     return
                 refusals = _StructuredRefusals(send)
-                if method == "POST":
+                if self.sessions is not None:
+                    await self.sessions.serve(self._stateful, scope, receive, refusals)
+                elif method == "POST":
                     ids = JsonRpcIdCheck(receive, refusals)
                     await self.mcp_app(scope, ids.receive, ids.send)
-                elif method == "GET" and self.streams is not None:
-                    await self.streams.serve(self.mcp_app, scope, receive, refusals)
                 else:
                     await self.mcp_app(scope, receive, refusals)
             else:
                 await self.app(scope, receive, send)
         finally:
             lifecycle.in_flight -= 1
+
+    async def _stateful(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A stateful ``/mcp`` request, inside `SessionOwners` (GET streams through `OpenStreams`)."""
+        method = scope["method"]
+        if method == "POST":
+            ids = JsonRpcIdCheck(receive, send)
+            await self.mcp_app(scope, ids.receive, ids.send)
+        elif method == "GET" and self.streams is not None:
+            await self.streams.serve(self.mcp_app, scope, receive, send)
+        else:
+            await self.mcp_app(scope, receive, send)
 
 
 async def _service_unavailable(send: Send, retry_after: bytes) -> None:

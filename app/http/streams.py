@@ -6,6 +6,10 @@ Left alone, one open stream holds shutdown for the whole shutdown timeout, after
 cancels it and logs a traceback. Each GET is served here inside a cancel scope this module owns;
 `close_all` (run when the process stops accepting) cancels them, and the SSE response is then
 ended with an empty final body chunk, so the client sees a clean end of stream, not a reset.
+
+A stream also ends, the same clean way, after ``max_seconds`` (`MCPS_MAX_STREAM_SECONDS`): a
+connection is not held for ever by one client, and clients reconnect by design (with
+``Last-Event-ID`` when the event store keeps events, so nothing is missed).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ _CLOSED_BODY = b'{"error":"shutting_down","message":"this replica is shutting do
 
 
 class OpenStreams:
-    def __init__(self) -> None:
+    def __init__(self, max_seconds: float = float("inf")) -> None:
         self._scopes: set[anyio.CancelScope] = set()
+        self.max_seconds = max_seconds
 
     def close_all(self) -> None:
         """End every open stream (synchronous: safe from the runner's tick)."""
@@ -36,7 +41,7 @@ class OpenStreams:
                 ended = True
             await send(message)
 
-        with anyio.CancelScope() as cancel:
+        with anyio.CancelScope(deadline=anyio.current_time() + self.max_seconds) as cancel:
             self._scopes.add(cancel)
             try:
                 await app(scope, receive, tracking_send)

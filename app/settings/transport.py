@@ -28,6 +28,18 @@ class TransportSettings(SettingsGroup):
         1800, gt=0, description="Stateful mode: idle sessions are closed after this."
     )
     max_sessions: int = Field(10_000, ge=1, description="Stateful mode: cap on concurrent sessions (503 past it).")
+    max_sessions_per_principal: int = Field(
+        100,
+        ge=1,
+        description="Stateful mode: sessions one principal may hold in this process (429 RATE_LIMITED past it).",
+    )
+    max_stream_seconds: float = Field(
+        3600,
+        gt=0,
+        le=86_400,
+        description="Stateful mode: a GET stream is ended cleanly after this long; the client reconnects "
+        "(with Last-Event-ID when resumability is on).",
+    )
     event_store_max_events: int = Field(
         10_000,
         ge=0,

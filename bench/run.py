@@ -334,6 +334,9 @@ def inproc_once(kind: str, era: str, args: argparse.Namespace, workdir: Path, he
 def cmd_calls(args: argparse.Namespace) -> int:
     """Each target driven in-process (bench/inproc.py), interleaved: CPU, Python calls and GC per call."""
     targets = args.targets.split(",")
+    for kind in targets:  # refuse before any run, not after the first targets have run
+        if kind not in INPROC_SDK and (kind not in VARIANTS or "launcher" in VARIANTS[kind]):
+            raise SystemExit(f"bench: {kind} cannot run in-process ({', '.join(INPROC_SDK)}, or an env-only variant)")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
         workdir = Path(tmp)

@@ -1,4 +1,7 @@
-"""Processes for the benchmarks: the full service, the bare-SDK baseline, Redis, the OTLP sink, wrk.
+"""Processes for the benchmarks: the full service, its contenders, Redis, the OTLP sink, wrk.
+
+The contenders (`REFERENCES`) are the bare SDK tuned as its docs advise (the reference of every
+ratio), the bare SDK at its defaults (for the record) and FastMCP (from its own virtualenv).
 
 Everything binds 127.0.0.1. The server under test is pinned to one core (``SERVER_CPU``), wrk and
 the helpers (Redis, OTLP sink, py-spy) to the other (``LOAD_CPU``), with ``taskset``.
@@ -150,6 +153,7 @@ def echo_request(era: str, token: str | None) -> tuple[dict[str, str], bytes]:
 
 
 def wait_answering(server: Server, timeout: float = 30) -> None:
+    """Until ``server`` answers HTTP at all (whether it speaks each era is `probe`'s question)."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -158,7 +162,7 @@ def wait_answering(server: Server, timeout: float = 30) -> None:
             raise SystemExit(f"bench: {server.name} exited with {server.proc.returncode}\n{log}")
         try:
             status, body = call_echo(server.url, server.token)
-            if status == 200 and b'"isError":false' in body:
+            if status < 500:
                 return
             last = (status, body[:300])
         except OSError as exc:
@@ -280,21 +284,53 @@ def _ready(port: int) -> Any:
         return {"error": str(exc)}
 
 
-def start_baseline(workdir: Path, name: str = "baseline") -> Server:
+FASTMCP_PYTHON = ROOT / "bench" / ".venvs" / "fastmcp" / "bin" / "python"
+
+# The contenders the service is measured against, each served the way its docs advise for
+# production (sdk-defaults, the first baseline, is kept for the record): argv after the Python.
+REFERENCES: dict[str, list[str]] = {
+    "sdk-tuned": ["-m", "bench.baseline_server", "--profile", "tuned"],
+    "sdk-defaults": ["-m", "bench.baseline_server", "--profile", "defaults"],
+    "fastmcp": ["-m", "bench.fastmcp_server"],
+}
+
+
+def start_reference(kind: str, workdir: Path) -> Server:
+    """A contender (bare SDK tuned or at defaults, FastMCP) on a free port, pinned to the server core."""
     workdir.mkdir(parents=True, exist_ok=True)
+    python = PYTHON
+    env = {**clean_env(), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    if kind == "fastmcp":
+        if not FASTMCP_PYTHON.exists():
+            raise SystemExit(f"bench: {FASTMCP_PYTHON} is missing: scripts/bench makes FastMCP's own virtualenv")
+        python = str(FASTMCP_PYTHON)
+        # FastMCP reads FASTMCP_* settings (and a .env in its working directory: workdir has none).
+        env = {k: v for k, v in env.items() if not k.startswith("FASTMCP_")}
+        env |= {"FASTMCP_LOG_LEVEL": "WARNING", "FASTMCP_CHECK_FOR_UPDATES": "off"}
     port = free_port()
-    log_path = workdir / f"{name}.log"
-    out = open(log_path, "wb")  # noqa: SIM115
+    log_path = workdir / f"{kind}.log"
+    out = open(log_path, "wb")  # noqa: SIM115 (lives as long as the process)
     proc = subprocess.Popen(
-        taskset(SERVER_CPU, [PYTHON, "-m", "bench.baseline_server", "--port", str(port)]),
-        cwd=ROOT,
-        env={**clean_env(), "PYTHONUNBUFFERED": "1"},
+        taskset(SERVER_CPU, [python, *REFERENCES[kind], "--port", str(port)]),
+        cwd=workdir,
+        env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
     )
-    server = Server(name, proc, port, log_path=log_path)
+    server = Server(kind, proc, port, log_path=log_path)
     wait_answering(server)
     return server
+
+
+def probe(server: Server, era: str) -> str | None:
+    """None if ``server`` answers the benchmark's call correctly in ``era``; else what it answered."""
+    try:
+        status, body = call_echo(server.url, server.token, era)
+    except OSError as exc:
+        return f"no answer: {exc}"
+    if status == 200 and b'"isError":false' in body:
+        return None
+    return f"HTTP {status}: {body[:200].decode(errors='replace')}"
 
 
 def run_wrk(

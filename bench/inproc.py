@@ -12,9 +12,10 @@ is left out) with ``tools/call echo`` at a fixed concurrency on uvloop, and repo
 - cyclic garbage: objects per call that only the collector frees (reference cycles), the kinds and
   the frames among them (whose code made the cycle), over a separate pass with ``DEBUG_SAVEALL``.
 
-The baseline is the bare SDK's app (`bench.baseline_server`) with the SDK's defaults: CPython's
-collector thresholds, no freeze; ``baseline-tuned`` gets app/runner.py's tuning, to separate what
-the tuning buys from what the service adds.
+The bare SDK's app (`bench.baseline_server`) runs as ``sdk-tuned`` (JSON answers, WARNING logs:
+the reference of the served comparison) or ``sdk-defaults`` (SSE, INFO logs), both on CPython's
+collector thresholds with no freeze; ``sdk-defaults-gc`` gets app/runner.py's tuning, to separate
+what the tuning buys from what the service adds.
 
     python -m bench.inproc service modern 16 20000   (argv: target era concurrency calls)
 """
@@ -128,10 +129,10 @@ async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Event]:
 
 def build(target: str) -> tuple[Any, bool]:
     """The app, and whether to apply app/runner.py's collector tuning (as `python -m app` does)."""
-    if target.startswith("baseline"):
-        from bench.baseline_server import mcp
+    if target.startswith("sdk-"):
+        from bench.baseline_server import make_app
 
-        return mcp.streamable_http_app(stateless_http=True), target == "baseline-tuned"
+        return make_app("tuned" if target == "sdk-tuned" else "defaults"), target == "sdk-defaults-gc"
     from app.factory import create_app
     from app.settings import Settings
 
@@ -156,7 +157,7 @@ class GcTime:
 
 async def measure(target: str, era: str, concurrency: int, calls: int) -> dict[str, Any]:
     app, tuned = build(target)
-    token = os.environ.get("BENCH_TOKEN") if not target.startswith("baseline") else None
+    token = os.environ.get("BENCH_TOKEN") if not target.startswith("sdk-") else None
     driver = Driver(app, *request(era, token))
     task, stop = await lifespan(app)
     if tuned:

@@ -1,8 +1,9 @@
 """Benchmark driver (``scripts/bench ...``): see bench/README.md and docs/performance.md.
 
-compare   full service vs bare-SDK baseline, interleaved A B A B in one session, both eras,
-          c=16 and c=64: medians of 3 x 10 s after a warm-up, server CPU us/request, ratios
-run       one target only (service, baseline, or service-untuned: runner.py's tuning off)
+compare   the service against the tuned bare SDK, FastMCP and the SDK at its defaults, interleaved
+          A B C D in one session, both eras, c=16 and c=64: medians of 3 x 10 s after a warm-up,
+          req/s, p50, p99, server CPU us/request, errors, ratios to the tuned SDK (bench/compare.py)
+run       one target only (a contender, the service, or a service variant)
 profile   py-spy record of the service under load, summarized (self and inclusive time)
 calls     targets driven in-process (no HTTP): CPU, Python function calls and GC time per call
 soak      resident memory of the service at idle and over a 5-minute steady load
@@ -23,12 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import harness
+from bench import compare, harness
 from bench.harness import PYTHON, ROOT, Helpers, Server
 
 RESULTS = ROOT / "results" / "bench"
-TARGET_RPS_RATIO = {"legacy": 1.0, "modern": 0.9}
-ERA_LABEL = {"legacy": "handshake era (2025-11-25)", "modern": "2026-07-28"}
+ERA_LABEL = compare.ERA_LABEL
+FLAT_GROWTH_PCT = 5.0  # the soak's bar for flat resident memory (issue 21)
 
 
 # Service variants for ablations: what each production feature costs (env overrides, tracing, Redis).
@@ -73,10 +74,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def start_target(kind: str, workdir: Path, helpers: Helpers | None, log_to: str) -> Server:
-    if kind == "baseline":
-        return harness.start_baseline(workdir / kind)
+    if kind in harness.REFERENCES:
+        return harness.start_reference(kind, workdir / kind)
     if kind not in VARIANTS:
-        raise SystemExit(f"bench: unknown target {kind} (baseline, {', '.join(VARIANTS)})")
+        raise SystemExit(f"bench: unknown target {kind} ({', '.join([*harness.REFERENCES, *VARIANTS])})")
     assert helpers is not None
     variant = VARIANTS[kind]
     env = dict(variant.get("env", {}))
@@ -95,123 +96,52 @@ def start_target(kind: str, workdir: Path, helpers: Helpers | None, log_to: str)
     )
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def med(key: str) -> float:
-        return float(statistics.median(r[key] for r in runs))
-
-    return {
-        "runs": len(runs),
-        "rps": med("rps"),
-        "rps_each": [round(r["rps"], 1) for r in runs],
-        "p50_ms": statistics.median(r["latency_us"]["p50"] for r in runs) / 1000,
-        "p99_ms": statistics.median(r["latency_us"]["p99"] for r in runs) / 1000,
-        "cpu_us_per_request": statistics.median(r["cpu_us_per_request"] or 0 for r in runs),
-        "requests": sum(r["requests"] for r in runs),
-        "failed": sum(r["failed"] for r in runs),
-    }
-
-
-def print_table(cells: dict[str, dict[str, dict[str, Any]]], order: list[str]) -> list[str]:
-    lines = [
-        "| era | c | target | req/s (median) | p50 ms | p99 ms | CPU us/req | requests | failed |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for cell, by_target in cells.items():
-        era, conc = cell.split("/")
-        for target in order:
-            s = by_target[target]
-            lines.append(
-                f"| {ERA_LABEL[era]} | {conc} | {target} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
-                f"{s['cpu_us_per_request']:.0f} | {s['requests']} | {s['failed']} |"
-            )
-    print("\n".join(lines))
-    return lines
-
-
-def ratios(cells: dict[str, dict[str, dict[str, Any]]], a: str, b: str) -> list[str]:
-    lines = [
-        f"| era | c | req/s {a}/{b} | target | p99 {a}/{b} | CPU/req {a}/{b} | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for cell, by_target in cells.items():
-        era, conc = cell.split("/")
-        sa, sb = by_target[a], by_target[b]
-        rps = sa["rps"] / sb["rps"] if sb["rps"] else float("nan")
-        p99 = sa["p99_ms"] / sb["p99_ms"] if sb["p99_ms"] else float("nan")
-        cpu = sa["cpu_us_per_request"] / sb["cpu_us_per_request"] if sb["cpu_us_per_request"] else float("nan")
-        target = TARGET_RPS_RATIO[era]
-        ok = rps >= target and sa["failed"] == 0 and sb["failed"] == 0 and (conc != "64" or p99 <= 1.0)
-        lines.append(
-            f"| {ERA_LABEL[era]} | {conc} | {rps:.2f}x | >= {target:.1f}x | {p99:.2f}x | {cpu:.2f}x | "
-            f"{'meets' if ok else 'MISSES'} |"
-        )
-    print("\n".join(lines))
-    return lines
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
-    targets = args.targets.split(",")
-    eras = args.eras.split(",")
-    concs = [int(c) for c in args.connections.split(",")]
+    plan = compare.Plan(
+        targets=args.targets.split(","),
+        eras=args.eras.split(","),
+        concurrencies=[int(c) for c in args.connections.split(",")],
+        runs=args.runs,
+        duration=args.duration,
+        warmup=args.warmup,
+    )
+    for target in plan.targets:
+        if target not in harness.REFERENCES and target not in VARIANTS:
+            raise SystemExit(f"bench: unknown target {target} ({', '.join([*harness.REFERENCES, *VARIANTS])})")
+    print(
+        f"{len(plan.targets)} targets x {len(plan.eras)} eras x {len(plan.concurrencies)} concurrencies, "
+        f"{plan.runs} x {plan.duration:g} s each, interleaved: about {plan.expected_seconds() / 60:.1f} min "
+        f"({plan.wrk_runs} wrk runs; stops past {plan.budget_seconds() / 60:.1f} min)",
+        flush=True,
+    )
+    started = {"machine": compare.machine(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    session = compare.Session(plan)
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
         workdir = Path(tmp)
-        helpers = Helpers(workdir).start() if any(t != "baseline" for t in targets) else None
+        needs_helpers = any(t not in harness.REFERENCES for t in plan.targets)
+        helpers = Helpers(workdir).start() if needs_helpers else None
         servers: list[Server] = []
         try:
-            servers = [start_target(t, workdir, helpers, args.log_to) for t in targets]
-            raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
-            for server in servers:  # first warm-up: imports, pydantic caches, Redis script load
-                for era in eras:
-                    harness.run_wrk(server, era=era, connections=16, duration=args.warmup)
-            for era in eras:
-                for conc in concs:
-                    cell = f"{era}/{conc}"
-                    raw[cell] = {s.name: [] for s in servers}
-                    for server in servers:
-                        harness.run_wrk(server, era=era, connections=conc, duration=args.warmup)
-                    for i in range(args.runs):
-                        for server in servers:  # A B A B ...
-                            result = harness.run_wrk(server, era=era, connections=conc, duration=args.duration)
-                            raw[cell][server.name].append(result)
-                            print(
-                                f"{cell} run {i + 1} {server.name:16s} {result['rps']:8.1f} req/s  "
-                                f"p99 {result['latency_us']['p99'] / 1000:7.1f} ms  "
-                                f"cpu {result['cpu_us_per_request']:6.0f} us/req  failed {result['failed']}",
-                                flush=True,
-                            )
-                            if result["stderr"]:
-                                print("   wrk stderr:", result["stderr"][:300])
-            extra = {
-                "otlp": helpers.otlp_stats() if helpers else None,
-                "ready": {s.name: s.extra.get("ready") for s in servers},
-            }
+            servers = [start_target(t, workdir, helpers, args.log_to) for t in plan.targets]
+            compare.run_session(plan, servers, session)
+            otlp = helpers.otlp_stats() if helpers else None
+            ready = {s.name: s.extra.get("ready") for s in servers if "ready" in s.extra}
         finally:
             for server in servers:
                 server.stop()
             if helpers:
                 helpers.stop()
-    cells = {cell: {name: summarize(runs) for name, runs in by.items()} for cell, by in raw.items()}
-    print()
-    table = print_table(cells, targets)
-    print()
-    ratio_lines: list[str] = []
-    reference = "baseline" if "baseline" in targets else targets[-1]
-    for target in targets:
-        if target != reference:
-            ratio_lines += ratios(cells, target, reference)
-            print()
-    if extra["otlp"] is not None:
-        print(f"\nOTLP sink: {extra['otlp']['spans']} spans in {extra['otlp']['requests']} exports")
+    extra = {
+        "started_at": started["at"],
+        "machine": {"start": started["machine"], "end": compare.machine()},
+        "versions": compare.versions(),
+        "otlp": otlp,
+        "ready": ready,
+        "service_settings": "production: API key, Redis rate limit (never refusing), metrics, "
+        "the default trace sampler exporting to the OTLP sink, JSON access log",
+    }
     out = Path(args.out or RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {"args": vars(args), "cells": cells, "raw": raw, "table": table, "ratios": ratio_lines, **extra},
-            indent=1,
-            default=str,
-        )
-    )
-    print(f"results: {out}")
+    compare.report(session, extra, out)
     return 0
 
 
@@ -331,6 +261,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
         "peak_mib": round(peak / 1024, 1),
         "growth_from_idle_pct": round((end - idle) * 100 / idle, 1),
         "growth_from_warmup_pct": round((end - after_warmup) * 100 / after_warmup, 1),
+        # Flat: under FLAT_GROWTH_PCT growth over the soak, measured from after the warm-up.
+        "flat": (end - after_warmup) * 100 / after_warmup < FLAT_GROWTH_PCT,
         "soak_seconds": round(elapsed, 1),
         "requests": requests,
         "failed": failed,
@@ -348,12 +280,17 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+# The bare SDK in-process (bench/inproc.py): tuned or at its defaults, and the latter with
+# app/runner.py's collector tuning (what that tuning buys, apart from what the service adds).
+INPROC_SDK = ("sdk-tuned", "sdk-defaults", "sdk-defaults-gc")
+
+
 def inproc_env(kind: str, workdir: Path, helpers: Helpers) -> dict[str, str]:
     """The environment of an in-process run: the served target's, minus what the launcher would add."""
-    if kind.startswith("baseline"):
+    if kind in INPROC_SDK:
         return {**harness.clean_env(), "PYTHONPATH": str(ROOT)}
     if kind not in VARIANTS or "launcher" in VARIANTS[kind]:
-        raise SystemExit(f"bench: {kind} cannot run in-process (baseline, baseline-tuned, or an env-only variant)")
+        raise SystemExit(f"bench: {kind} cannot run in-process ({', '.join(INPROC_SDK)}, or an env-only variant)")
     variant = VARIANTS[kind]
     env, token = harness.service_env(
         workdir / kind,
@@ -380,7 +317,7 @@ def inproc_once(kind: str, era: str, args: argparse.Namespace, workdir: Path, he
     with log_path.open("wb") as log:
         done = subprocess.run(
             harness.taskset(harness.SERVER_CPU, argv),
-            cwd=ROOT if kind.startswith("baseline") else workdir / kind,
+            cwd=ROOT if kind in INPROC_SDK else workdir / kind,
             env={**inproc_env(kind, workdir, helpers), **pstats_env(kind, era, args)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -397,6 +334,9 @@ def inproc_once(kind: str, era: str, args: argparse.Namespace, workdir: Path, he
 def cmd_calls(args: argparse.Namespace) -> int:
     """Each target driven in-process (bench/inproc.py), interleaved: CPU, Python calls and GC per call."""
     targets = args.targets.split(",")
+    for kind in targets:  # refuse before any run, not after the first targets have run
+        if kind not in INPROC_SDK and (kind not in VARIANTS or "launcher" in VARIANTS[kind]):
+            raise SystemExit(f"bench: {kind} cannot run in-process ({', '.join(INPROC_SDK)}, or an env-only variant)")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mcp-bench-") as tmp:
         workdir = Path(tmp)
@@ -451,14 +391,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    compare = sub.add_parser("compare", help="interleaved A/B of two targets (default: service vs baseline)")
-    compare.add_argument(
-        "--targets", default="service,baseline", help="comma-separated: baseline, " + ", ".join(VARIANTS)
-    )
-    add_load_options(compare)
-    compare.set_defaults(func=cmd_compare)
+    names = ", ".join([*harness.REFERENCES, *VARIANTS])
+    compare_cmd = sub.add_parser("compare", help="the service against its contenders, interleaved")
+    compare_cmd.add_argument("--targets", default=compare.DEFAULT_TARGETS, help="comma-separated: " + names)
+    add_load_options(compare_cmd)
+    compare_cmd.set_defaults(func=cmd_compare)
     run = sub.add_parser("run", help="one target alone (same measurements)")
-    run.add_argument("targets", metavar="target", help="baseline or a service variant: " + ", ".join(VARIANTS))
+    run.add_argument("targets", metavar="target", help="a contender or a service variant: " + names)
     add_load_options(run)
     run.set_defaults(func=cmd_compare)
     profile = sub.add_parser("profile", help="py-spy record of a target under load")
@@ -473,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--out")
     profile.set_defaults(func=cmd_profile)
     calls = sub.add_parser("calls", help="targets driven in-process: CPU, Python calls and GC per call")
-    calls.add_argument("--targets", default="service,service-notrace,service-minimal,baseline-tuned,baseline")
+    calls.add_argument("--targets", default="service,service-notrace,service-minimal,sdk-tuned,sdk-defaults")
     calls.add_argument("--eras", default="modern,legacy")
     calls.add_argument("--connections", type=int, default=16)
     calls.add_argument("--calls", type=int, default=20_000, help="timed calls per target and run")

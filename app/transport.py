@@ -19,6 +19,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from app import __version__
+from app.auth.principal import Principal
 from app.auth.setup import build_auth
 from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
@@ -72,10 +73,15 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def build_mcp_server(
-    services: Services, observer: McpObserver | None, packs: Sequence[PackSource] | None = None
+    services: Services,
+    observer: McpObserver | None,
+    packs: Sequence[PackSource] | None = None,
+    *,
+    local_principal: Principal | None = None,
 ) -> MCPServer[Any]:
+    """The server; with ``local_principal`` (stdio) no HTTP auth is built and every message acts as it."""
     settings = services.settings
-    auth, token_verifier = build_auth(settings, services.health)
+    auth, token_verifier = build_auth(settings, services.health) if local_principal is None else (None, None)
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -91,6 +97,7 @@ def build_mcp_server(
             idempotency=services.backend.idempotency,
             cache=services.cache,
             observer=observer,
+            local_principal=local_principal,
         ),
         auth=auth,
         token_verifier=token_verifier,

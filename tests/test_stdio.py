@@ -46,7 +46,7 @@ async def test_lists_and_calls_tools_as_the_configured_principal(tmp_path: Path,
     async with Client(server, mode=mode) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert {"create_task", "list_tasks", "get_task"} <= names
-        assert "service_health" not in names  # system:read is not among this principal's scopes
+        assert "health_check" not in names  # system:read is not among this principal's scopes
         created = await client.call_tool("create_task", {"title": "Write the stdio docs"})
         assert not created.is_error, created
         task = structured(created)

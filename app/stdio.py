@@ -9,7 +9,8 @@ through `MCPServer.run_stdio_async`). What differs from HTTP:
   context, since there is no HTTP edge);
 - stdout is the wire: log lines go to stderr, and the SDK points fd 1 at stderr while it serves, so
   stray prints cannot corrupt the stream either;
-- the process ends with status 0 when the client closes stdin (EOF) or sends SIGTERM/SIGINT. The
+- the process ends with status 0 when the client closes stdin (EOF) or sends SIGTERM/SIGINT; calls
+  still running then are cancelled (the client has stopped listening: MCP's stdio shutdown). The
   SDK reads stdin in a worker thread that a cancellation cannot interrupt (anyio waits for the
   blocking read), so after a signal the in-flight calls get `SHUTDOWN_GRACE_SECONDS` to unwind, the
   pools are closed, and a read still blocked then is released the only way there is: the process

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from pydantic import ValidationError
 
-pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
+from app.settings import StdioSettings
+
+pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_WAIT_SECONDS = 30  # a bound on waiting for the process, not a measurement
@@ -40,6 +43,7 @@ def structured(result: Any) -> dict[str, Any]:
     return result.structured_content
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_lists_and_calls_tools_as_the_configured_principal(tmp_path: Path, mode: str) -> None:
     server = params(tmp_path, MCPS_STDIO_PRINCIPAL="alice", MCPS_STDIO_SCOPES="tasks:read tasks:write")
@@ -54,6 +58,7 @@ async def test_lists_and_calls_tools_as_the_configured_principal(tmp_path: Path,
         assert structured(fetched)["title"] == "Write the stdio docs"
 
 
+@pytest.mark.subprocess
 async def test_a_missing_scope_is_refused_with_a_structured_error(tmp_path: Path) -> None:
     async with Client(params(tmp_path, MCPS_STDIO_SCOPES="tasks:read"), mode="legacy") as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
@@ -68,6 +73,7 @@ async def test_a_missing_scope_is_refused_with_a_structured_error(tmp_path: Path
         assert structured(listed)["tasks"] == []  # the refused write changed nothing
 
 
+@pytest.mark.subprocess
 async def test_rate_limit_and_idempotency_apply_to_the_local_principal(tmp_path: Path) -> None:
     server = params(tmp_path, MCPS_RATE_LIMIT_CAPACITY="3", MCPS_RATE_LIMIT_REFILL_PER_SECOND="0.001")
     async with Client(server, mode="legacy") as client:
@@ -81,10 +87,15 @@ async def test_rate_limit_and_idempotency_apply_to_the_local_principal(tmp_path:
         assert structured(limited)["retry_after_ms"] > 0
 
 
-def _start(tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+MODULE = [sys.executable, "-m", "app"]
+CONSOLE_SCRIPT = Path(sys.executable).with_name("mcp-service")  # installed by pip next to the interpreter
+
+
+def _start(tmp_path: Path, command: list[str] = MODULE, **env: str) -> subprocess.Popen[bytes]:
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("MCPS_")}
+    environment = {**inherited, "PYTHONPATH": str(ROOT), **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "app", "stdio"],
+        [*command, "stdio"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -105,8 +116,13 @@ INITIALIZE = {
 }
 
 
-def test_eof_ends_the_process_with_status_0_and_stdout_is_only_json_rpc(tmp_path: Path) -> None:
-    process = _start(tmp_path, MCPS_LOG_LEVEL="DEBUG")  # as many log lines as there can be
+@pytest.mark.subprocess
+@pytest.mark.parametrize("entry", ["module", "console script"])
+def test_eof_ends_the_process_with_status_0_and_stdout_is_only_json_rpc(tmp_path: Path, entry: str) -> None:
+    if entry == "console script" and not CONSOLE_SCRIPT.exists():
+        pytest.skip("the package is not installed in this interpreter's environment (pip install -e .)")
+    command = MODULE if entry == "module" else [str(CONSOLE_SCRIPT)]
+    process = _start(tmp_path, command, MCPS_LOG_LEVEL="DEBUG")  # as many log lines as there can be
     assert process.stdin is not None
     assert process.stdout is not None
     process.stdin.write(_line(INITIALIZE))
@@ -135,6 +151,7 @@ def test_eof_ends_the_process_with_status_0_and_stdout_is_only_json_rpc(tmp_path
     assert any("stdin closed" in line["message"] for line in log_lines)
 
 
+@pytest.mark.subprocess
 def test_sigterm_ends_the_process_with_status_0_while_stdin_is_open(tmp_path: Path) -> None:
     process = _start(tmp_path)
     assert process.stdin is not None
@@ -155,9 +172,28 @@ def test_sigterm_ends_the_process_with_status_0_while_stdin_is_open(tmp_path: Pa
     assert any(message.startswith("stopped") for message in messages)
 
 
+@pytest.mark.subprocess
 def test_a_bad_setting_is_named_and_nothing_is_served(tmp_path: Path) -> None:
-    process = _start(tmp_path, MCPS_STDIO_PRINCIPAL="jwt:evil")
+    process = _start(tmp_path, MCPS_STDIO_PRINCIPAL="jwt:evil")  # would enter the JWT principals' namespace
     stdout, stderr = process.communicate(timeout=EXIT_WAIT_SECONDS)
     assert process.returncode == 2
     assert stdout == b""
     assert "MCPS_STDIO_PRINCIPAL" in stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("given", "scopes"),
+    [
+        ("tasks:read tasks:write", ["tasks:read", "tasks:write"]),
+        ("tasks:read,system:read, tasks:read", ["tasks:read", "system:read"]),
+        ("", []),
+    ],
+)
+def test_scopes_are_read_space_or_comma_separated(given: str, scopes: list[str]) -> None:
+    assert StdioSettings(_env_file=None, stdio_scopes=given).stdio_scopes == scopes
+
+
+@pytest.mark.parametrize("given", [{"stdio_scopes": "tasks:read bad/scope"}, {"stdio_principal": "a b"}])
+def test_bad_stdio_settings_are_refused(given: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        StdioSettings(_env_file=None, **given)

@@ -51,14 +51,14 @@ async def over_http(service: ServiceProcess, model: FakeModel | None) -> AsyncIt
         yield client
 
 
-def over_stdio(tmp_path: Path, model: FakeModel | None) -> Client:
+def over_stdio(tmp_path: Path, model: FakeModel | None, mode: str = "legacy") -> Client:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "app", "stdio"],
         env={"PYTHONPATH": str(ROOT), "MCPS_TASKS_SAMPLING_TIMEOUT_SECONDS": SAMPLING_TIMEOUT_SECONDS},
         cwd=tmp_path,
     )
-    return Client(server, mode="legacy", sampling_callback=model)
+    return Client(server, mode=mode, sampling_callback=model)
 
 
 def structured(result: Any) -> dict[str, Any]:
@@ -99,9 +99,10 @@ async def test_a_client_that_never_answers_gets_timeout(stateful: ServiceProcess
 
 
 @pytest.mark.subprocess
-async def test_stdio_asks_the_clients_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])  # the back-channel, or InputRequiredResult
+async def test_stdio_asks_the_clients_model(tmp_path: Path, mode: str) -> None:
     model = FakeModel()
-    async with over_stdio(tmp_path, model) as client:
+    async with over_stdio(tmp_path, model, mode) as client:
         body = await suggest(client, "Local planning")
     assert body["subtasks"] == SUGGESTED
     assert model.asked_about("Local planning")

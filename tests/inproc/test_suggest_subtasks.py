@@ -30,13 +30,13 @@ KEYS = {"tasker": new_key(), "other": new_key(), "writer_only": new_key()}
 
 
 @asynccontextmanager
-async def tasks_service() -> AsyncIterator[InProcessService]:
+async def tasks_service(**overrides: Any) -> AsyncIterator[InProcessService]:
     entries = [
         harness.key_entry(KEYS["tasker"], "tasker", "tasks:read tasks:write"),
         harness.key_entry(KEYS["other"], "other", "tasks:read tasks:write"),
         harness.key_entry(KEYS["writer_only"], "writer_only", "tasks:write"),
     ]
-    async with running(harness.settings(packs=["tasks"], api_keys=entries)) as service:
+    async with running(harness.settings(packs=["tasks"], api_keys=entries, **overrides)) as service:
         yield service
 
 
@@ -83,10 +83,20 @@ async def test_2026_07_28_client_without_sampling_is_told_what_is_missing() -> N
     assert body["retryable"] is False
 
 
+# Stateless HTTP has no back-channel; neither has a stateful session whose answers are plain JSON.
+NO_BACK_CHANNEL = [{"transport_mode": "stateless"}, {"transport_mode": "stateful", "json_response": True}]
+
+
+@pytest.mark.parametrize("transport", NO_BACK_CHANNEL, ids=["stateless", "stateful-json"])
 @pytest.mark.parametrize("with_model", [True, False])
-async def test_stateless_handshake_era_answers_at_once_without_a_back_channel(with_model: bool) -> None:
+async def test_handshake_era_answers_at_once_without_a_back_channel(
+    with_model: bool, transport: dict[str, Any]
+) -> None:
     model = FakeModel() if with_model else None
-    async with tasks_service() as service, client(service, "tasker", mode="legacy", model=model) as tasker:
+    async with (
+        tasks_service(**transport) as service,
+        client(service, "tasker", mode="legacy", model=model) as tasker,
+    ):
         task = structured(await tasker.call_tool("create_task", {"title": "Stateless"}))
         result = await tasker.call_tool("suggest_subtasks", {"task_id": task["id"]})
     assert result.is_error

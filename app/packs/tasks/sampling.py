@@ -118,9 +118,10 @@ def no_client_sampling() -> ServiceError:
 def no_back_channel() -> ServiceError:
     return capability_required(
         "no_back_channel",
-        "suggest_subtasks uses your client's model (MCP sampling), which this connection cannot carry: stateless "
-        "HTTP in the handshake era has no server-to-client requests. Connect with protocol version 2026-07-28, "
-        "or to a server in stateful mode (MCPS_TRANSPORT_MODE=stateful), or run the local stdio server",
+        "suggest_subtasks uses your client's model (MCP sampling), which this connection cannot carry: in the "
+        "handshake era, stateless HTTP (and HTTP answered as plain JSON) has no server-to-client requests. "
+        "Connect with protocol version 2026-07-28, or to a server in stateful mode with streamed answers "
+        "(MCPS_TRANSPORT_MODE=stateful, MCPS_JSON_RESPONSE=false), or run the local stdio server",
     )
 
 

@@ -15,6 +15,15 @@ metrics at /metrics. Every setting is an environment variable with the {ENV_PREF
 in ./.env); see docs/configuration.md. Command-line options override the environment.
 
 API keys: `python -m app keys new --principal NAME --scopes "tasks:read tasks:write"` mints one.
+Local clients: `python -m app stdio` serves the same tools over stdin/stdout (see `python -m app stdio --help`).
+"""
+
+STDIO_DESCRIPTION = f"""\
+Serve MCP over stdin/stdout for one local client (a desktop app starts this process). Same packs and
+guards as the HTTP service; there is no bearer token, so every call acts as the principal and scopes
+from {ENV_PREFIX}STDIO_PRINCIPAL and {ENV_PREFIX}STDIO_SCOPES (or the options below). The HTTP settings
+(host, port, API keys, JWT) are not used. Logs go to stderr; stdout carries only JSON-RPC. Exits 0 when
+stdin closes or on SIGTERM.
 """
 
 
@@ -40,12 +49,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_stdio_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app stdio", description=STDIO_DESCRIPTION)
+    parser.add_argument(
+        "--principal", help=f"principal id of the local client (default local; env {ENV_PREFIX}STDIO_PRINCIPAL)"
+    )
+    parser.add_argument(
+        "--scopes", help=f"its scopes, space- or comma-separated (env {ENV_PREFIX}STDIO_SCOPES; see docs/security.md)"
+    )
+    parser.add_argument("--packs", help=f"comma-separated tool packs to enable (env {ENV_PREFIX}PACKS)")
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help=f"log level of the lines written to stderr (default INFO; env {ENV_PREFIX}LOG_LEVEL)",
+    )
+    return parser
+
+
+def stdio_main(argv: Sequence[str]) -> int:
+    args = build_stdio_parser().parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "stdio_principal": args.principal,
+            "stdio_scopes": args.scopes,
+            "packs": args.packs,
+            "log_level": args.log_level,
+        }.items()
+        if value is not None
+    }
+    try:
+        # HTTP authentication plays no part on stdio (the caller is configured, not presented), so its
+        # settings are not required; binding is not either.
+        settings = load_settings(**overrides, auth_disabled=True, host="127.0.0.1")
+    except SettingsError as exc:
+        print(f"mcp-service stdio: {exc}".replace("\n", "\nmcp-service stdio: "), file=sys.stderr)
+        return 2
+    from app.packs import PackLoadError
+    from app.stdio import serve_stdio
+
+    try:
+        return serve_stdio(settings)
+    except PackLoadError as exc:
+        print(f"mcp-service stdio: {exc}", file=sys.stderr)
+        return 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["keys"]:
         from app.keys_cli import main as keys_main
 
         return keys_main(argv[1:])
+    if argv[:1] == ["stdio"]:
+        return stdio_main(argv[1:])
     args = build_parser().parse_args(argv)
     overrides = {
         key: value

@@ -39,7 +39,7 @@ def jwt_principal_id(issuer: str, subject: str) -> str:
 
 
 _HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
-_PRINCIPAL = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
+PRINCIPAL_ID = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")  # what an API-key (or stdio) principal id may be
 _SCOPE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 
 
@@ -64,7 +64,7 @@ class ApiKeyEntry:
                 raise ValueError("API key entry fields are principal=, scopes= and expires= (each once)")
             fields[name] = value.strip()
         principal = fields.get("principal", "")
-        if not _PRINCIPAL.match(principal):
+        if not PRINCIPAL_ID.match(principal):
             raise ValueError("an API key entry needs principal=<1-128 of A-Z a-z 0-9 . _ @ : ->")
         if principal.lower().startswith(JWT_PRINCIPAL_PREFIX):
             raise ValueError(f"an API key principal may not start with {JWT_PRINCIPAL_PREFIX} (JWT subjects do)")

@@ -43,6 +43,7 @@ class ErrorCode(enum.StrEnum):
     TIMEOUT = "TIMEOUT"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     UNAVAILABLE = "UNAVAILABLE"
+    CAPABILITY_REQUIRED = "CAPABILITY_REQUIRED"  # the connection lacks what the call needs (e.g. sampling)
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -64,6 +65,8 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.TIMEOUT: ErrorSpec(True, -32000, "timeout", upstream_down=True),
     ErrorCode.UPSTREAM_UNAVAILABLE: ErrorSpec(True, -32000, "tool_error", upstream_down=True),
     ErrorCode.UNAVAILABLE: ErrorSpec(True, -32000, "tool_error", upstream_down=True),
+    # -32021: the MCP code for a missing required client capability.
+    ErrorCode.CAPABILITY_REQUIRED: ErrorSpec(False, -32021, "tool_error"),
     ErrorCode.INTERNAL_ERROR: ErrorSpec(False, -32603, "error"),
 }
 

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -129,8 +129,10 @@ def access_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {ACCESS_FIELDS: fields}
 
 
-def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
-    """Install the JSON handler on the root logger (replacing any earlier one; idempotent)."""
+def configure_logging(level: str, *, quiet_sdk: bool = True, stream: TextIO | None = None) -> None:
+    """Install the JSON handler on the root logger (replacing any earlier one; idempotent).
+
+    Lines go to ``stream``, stdout by default; the stdio server passes stderr (stdout is its wire)."""
     formatter = _ServiceJsonFormatter(
         "{asctime}{levelname}{name}{message}",
         style="{",
@@ -145,7 +147,7 @@ def configure_logging(level: str, *, quiet_sdk: bool = True) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

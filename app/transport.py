@@ -20,6 +20,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
 from app import __version__
+from app.auth.principal import Principal
 from app.auth.setup import build_auth
 from app.auth.verifier import ServiceTokenVerifier
 from app.event_store import BoundedMemoryEventStore
@@ -79,11 +80,18 @@ def build_mcp_server(
     packs: Sequence[PackSource] | None = None,
     *,
     auth: tuple[AuthSettings | None, ServiceTokenVerifier | None] | None = None,
+    local_principal: Principal | None = None,
 ) -> MCPServer[Any]:
-    """The MCPServer with the guard chain and the packs; ``auth`` as `build_auth` made it (the edge
-    shares its verifier), or built here."""
+    """The MCPServer with the guard chain and the packs. ``auth`` as `build_auth` made it (the edge
+    shares its verifier), or built here; with ``local_principal`` (stdio) no HTTP auth is built and
+    every message acts as it."""
     settings = services.settings
-    auth_settings, token_verifier = auth if auth is not None else build_auth(settings, services.health)
+    if local_principal is not None:
+        auth_settings, token_verifier = None, None
+    elif auth is not None:
+        auth_settings, token_verifier = auth
+    else:
+        auth_settings, token_verifier = build_auth(settings, services.health)
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -99,6 +107,7 @@ def build_mcp_server(
             idempotency=services.backend.idempotency,
             cache=services.cache,
             observer=observer,
+            local_principal=local_principal,
         ),
         auth=auth_settings,
         token_verifier=token_verifier,

@@ -17,7 +17,7 @@ from app.call import current_call
 from app.credentials import jwt_principal_id
 from app.policy import ADMIN_SCOPE
 
-CredentialKind = Literal["api_key", "jwt", "anonymous"]
+CredentialKind = Literal["api_key", "jwt", "anonymous", "local"]  # local: the stdio server's configured caller
 
 
 @dataclass(frozen=True, slots=True)

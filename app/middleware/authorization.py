@@ -24,11 +24,14 @@ from app.errors import ErrorCode, ServiceError
 from app.policy import ADMIN_ONLY, Policies
 
 
-def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool) -> Principal:
-    """The verified caller; with no verified user (a message not served through the HTTP auth layer) nobody."""
+def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool, local: Principal | None) -> Principal:
+    """The verified caller; with no verified user (a message not served through the HTTP auth layer) nobody,
+    unless the server was built for a local transport (stdio), whose caller is configured, not presented."""
+    request = ctx.request
+    if local is not None and request is None:
+        return local
     if auth_disabled:
         return ANONYMOUS
-    request = ctx.request
     user = request.scope.get("user") if request is not None else None
     if isinstance(user, AuthenticatedUser):
         return principal_from_access_token(user.access_token)
@@ -73,12 +76,13 @@ def denied(missing: list[str], what: str) -> ServiceError:
 
 
 class AuthorizationMiddleware:
-    def __init__(self, policies: Policies, *, auth_disabled: bool) -> None:
+    def __init__(self, policies: Policies, *, auth_disabled: bool, local_principal: Principal | None = None) -> None:
         self.policies = policies
         self.auth_disabled = auth_disabled
+        self.local_principal = local_principal
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        principal = _principal_of(ctx, self.auth_disabled)
+        principal = _principal_of(ctx, self.auth_disabled, self.local_principal)
         call = current_call()
         if call is not None:
             call.principal = principal

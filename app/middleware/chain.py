@@ -24,6 +24,7 @@ from typing import Any
 
 from mcp.server.context import ServerMiddleware
 
+from app.auth.principal import Principal
 from app.backends import CacheStore, IdempotencyStore, RateLimitStore
 from app.middleware.arguments import ArgumentsMiddleware
 from app.middleware.authorization import AuthorizationMiddleware
@@ -47,11 +48,13 @@ def build_chain(
     idempotency: IdempotencyStore,
     cache: CacheStore,
     observer: McpObserver | None,
+    local_principal: Principal | None = None,
 ) -> list[ServerMiddleware[Any]]:
+    """The chain; ``local_principal`` is the caller of a transport without credentials (stdio)."""
     return [
         RequestScopeMiddleware(observer),
         ErrorBoundaryMiddleware(),
-        AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled),
+        AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled, local_principal=local_principal),
         RateLimitMiddleware(rate_limiter, settings),
         ListenLimitMiddleware(
             per_principal=settings.max_listen_streams_per_principal, total=settings.max_listen_streams

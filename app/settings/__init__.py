@@ -22,6 +22,7 @@ from app.settings.base import ENV_PREFIX, RateTier, SettingsGroup, http_url, is_
 from app.settings.guards import GuardSettings
 from app.settings.observability import ObservabilitySettings
 from app.settings.serving import ServingSettings
+from app.settings.stdio import StdioSettings
 from app.settings.transport import TransportSettings
 from app.settings.upstream import UpstreamSettings
 
@@ -37,6 +38,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SettingsGroup",
+    "StdioSettings",
     "TransportSettings",
     "UpstreamSettings",
     "describe_validation_error",
@@ -57,10 +59,12 @@ GROUPS: tuple[type[SettingsGroup], ...] = (
     GuardSettings,
     UpstreamSettings,
     ObservabilitySettings,
+    StdioSettings,
 )
 
 
 class Settings(
+    StdioSettings,
     ObservabilitySettings,
     UpstreamSettings,
     GuardSettings,

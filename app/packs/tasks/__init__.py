@@ -1,8 +1,9 @@
 """The tasks pack: per-principal tasks with history, stored in Redis (a fleet) or memory (one replica).
 
 Tools (``tasks:read``): ``get_task``, ``list_tasks``, ``task_history``; (``tasks:write``):
-``create_task``, ``update_task``, ``complete_task``, ``delete_task``. Resource template ``task://{id}``
-and prompt ``triage-tasks`` (``tasks:read``). Setting: ``MCPS_TASKS_MAX_PER_PRINCIPAL``.
+``create_task``, ``update_task``, ``complete_task``, ``delete_task``; ``suggest_subtasks`` (``tasks:read``,
+the client's model through sampling, see `sampling`). Resource template ``task://{id}`` and prompt
+``triage-tasks`` (``tasks:read``). Settings: ``MCPS_TASKS_MAX_PER_PRINCIPAL``, ``MCPS_TASKS_SAMPLING_*``.
 
 Other packs reach the store by requiring this pack and reading what it shares (see ``github_tasks``)::
 
@@ -20,7 +21,7 @@ Such a tool should declare ``invalidates=("tasks:{principal}",)`` so cached task
 from __future__ import annotations
 
 from app.packs.api import Pack, PackContext, PackStorage, SharedKey
-from app.packs.tasks import resources, tools
+from app.packs.tasks import resources, sampling, tools
 from app.packs.tasks.models import Task, TaskChanges, TaskDraft, TaskEvent
 from app.packs.tasks.settings import TasksSettings
 from app.packs.tasks.store import (
@@ -75,6 +76,7 @@ def setup(context: PackContext[TasksSettings]) -> None:
     store = task_store(context.storage)
     context.share(TASK_STORE, store)
     tools.register(context, store)
+    sampling.register(context, store)
     resources.register(context, store)
 
 

@@ -2,6 +2,7 @@
 
     /health/live, /health/ready, /metrics   (ours, no auth)
     /mcp                                     (the SDK's streamable-HTTP transport, mounted)
+    /sse, /messages/                         (HTTP+SSE, 2024-11-05: `app.http.legacy_sse`; MCPS_SSE_TRANSPORT)
 
 Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
 `GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
@@ -18,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from app.auth.metadata import resource_metadata_routes
+from app.auth.setup import build_auth
 from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
@@ -31,6 +33,7 @@ from app.packs import PackSource
 from app.sdk_gaps import close_listen_streams
 from app.services import Services
 from app.settings import Settings
+from app.sse_transport import legacy_sse_routes
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
 
 
@@ -44,7 +47,8 @@ def create_app(
     metrics = Metrics(per_principal_cap=settings.metrics_principal_cap if settings.metrics_per_principal else 0)
     services = Services.create(settings, metrics, backend_observer=RedisOperationMetrics(metrics))
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
-    server = build_mcp_server(services, observer, packs)
+    auth = build_auth(settings, services.health)
+    server = build_mcp_server(services, observer, packs, auth)
     mcp_app, session_manager = build_mcp_app(server, settings)
     close_listens = close_listen_streams(server)
     if close_listens is not None:
@@ -52,6 +56,7 @@ def create_app(
     get_streams = None if settings.stateless else OpenStreams()
     if get_streams is not None:
         services.lifecycle.on_stop(get_streams.close_all)
+    sse_routes = legacy_sse_routes(server, settings, services, auth)
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)
 
@@ -69,6 +74,7 @@ def create_app(
             Route("/health/ready", ready, methods=["GET", "HEAD"]),
             Route("/metrics", scrape, methods=["GET"]),
             *resource_metadata_routes(settings, services.policies),
+            *sse_routes,
             Mount("/", app=mcp_app),
         ],
         middleware=[

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateSecurity
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 
 from app import __version__
 from app.auth.setup import build_auth
+from app.auth.verifier import ServiceTokenVerifier
 from app.event_store import BoundedMemoryEventStore
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
@@ -72,10 +74,14 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def build_mcp_server(
-    services: Services, observer: McpObserver | None, packs: Sequence[PackSource] | None = None
+    services: Services,
+    observer: McpObserver | None,
+    packs: Sequence[PackSource] | None = None,
+    auth: tuple[AuthSettings | None, ServiceTokenVerifier | None] | None = None,
 ) -> MCPServer[Any]:
+    """``auth``: the (settings, verifier) pair from `build_auth`, when the caller shares it with another transport."""
     settings = services.settings
-    auth, token_verifier = build_auth(settings, services.health)
+    auth_settings, token_verifier = auth if auth is not None else build_auth(settings, services.health)
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -92,7 +98,7 @@ def build_mcp_server(
             cache=services.cache,
             observer=observer,
         ),
-        auth=auth,
+        auth=auth_settings,
         token_verifier=token_verifier,
         subscriptions=services.subscriptions,
     )

@@ -219,6 +219,11 @@ async def test_sse_requests_are_in_the_metrics(service: ServiceProcess) -> None:
     text = httpx2.get(f"{service.base_url}/metrics", timeout=10).text
     assert 'mcp_service_http_requests_total{method="POST",route="/messages/",status="202"}' in text
     assert 'route="/sse"' in text
+    # Each message has its MCP access line, with the principal the POST authenticated as.
+    records = service.records_when(
+        lambda rs: any(r.get("mcp_method") == "tools/list" and r.get("principal") == "reader" for r in rs)
+    )
+    assert any(r.get("mcp_method") == "tools/list" and r.get("principal") == "reader" for r in records)
 
 
 # --- caps and time bounds -----------------------------------------------------------------------------------

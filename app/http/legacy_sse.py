@@ -47,7 +47,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.principal import principal_from_access_token
+from app.auth.principal import ANONYMOUS, principal_from_access_token
 from app.http.host import well_formed_host
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class _Activity:
         return None
 
 
-class _StreamSend:
+class StreamSend:
     """The stream's ``send``: one writer at a time, the SDK's pings dropped, silence and the end noted."""
 
     def __init__(self, send: Send) -> None:
@@ -205,7 +205,7 @@ class _StreamSend:
                 self.last = time.monotonic()
 
 
-class _JsonRefusals:
+class JsonRefusals:
     """A ``send`` turning the SDK's plain-text refusals into the JSON body (see the module docstring)."""
 
     def __init__(self, send: Send) -> None:
@@ -260,7 +260,7 @@ class _Edge:
         self.check_host = check_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusals = _JsonRefusals(send)
+        refusals = JsonRefusals(send)
         if self.check_host and not _host_ok(scope):
             await send_json(refusals, 421, "invalid_host", "Invalid Host header")
             return
@@ -326,24 +326,25 @@ class LegacySse:
             await send_json(send, 405, "method_not_allowed", "GET opens an SSE stream", ((b"allow", b"GET"),))
             return
         user = scope.get("user")
-        principal = principal_from_access_token(user.access_token).id if isinstance(user, AuthenticatedUser) else ""
-        refusal = self.caps.refusal(principal)
+        principal = principal_from_access_token(user.access_token) if isinstance(user, AuthenticatedUser) else ANONYMOUS
+        principal_id = principal.id
+        refusal = self.caps.refusal(principal_id)
         if refusal is not None:
             status, code, message = refusal
             await send_json(send, status, code, message, self.retry_after)
             return
-        stream_send = _StreamSend(send)
+        stream_send = StreamSend(send)
         with anyio.CancelScope() as cancel:
-            self.caps.open(principal, cancel)
+            self.caps.open(principal_id, cancel)
             try:
                 await self._run(scope, receive, stream_send, cancel)
             finally:
-                self.caps.close(principal, cancel)
+                self.caps.close(principal_id, cancel)
         if stream_send.started and not stream_send.ended:
             # Ended by us (shutdown, idle, lifetime): a clean end of the response, not a reset.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _run(self, scope: Scope, receive: Receive, send: _StreamSend, cancel: anyio.CancelScope) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: StreamSend, cancel: anyio.CancelScope) -> None:
         async with anyio.create_task_group() as tasks:
             if self.keepalive > 0:
                 tasks.start_soon(send.keep_alive, self.keepalive)

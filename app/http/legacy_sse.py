@@ -194,14 +194,17 @@ class StreamSend:
             self.last = time.monotonic()
 
     async def keep_alive(self, interval: float) -> None:
+        """Send a comment whenever ``interval`` passed without a write; return once the response ended."""
         while True:
-            await anyio.sleep(max(0.0, self.last + interval - time.monotonic()))
-            if time.monotonic() - self.last < interval or not self.started:
+            due = self.last + interval - time.monotonic()
+            if due > 0:
+                await anyio.sleep(due)
                 continue
             async with self._lock:
                 if self.ended:
                     return
-                await self._send({"type": "http.response.body", "body": KEEPALIVE_COMMENT, "more_body": True})
+                if self.started:
+                    await self._send({"type": "http.response.body", "body": KEEPALIVE_COMMENT, "more_body": True})
                 self.last = time.monotonic()
 
 
@@ -354,7 +357,7 @@ class LegacySse:
                     tasks.start_soon(self._bound, activity, cancel)
                     await self._serve_session(activity, write_stream)
             except ValueError:
-                if not send.started:
+                if not (send.started and send.ended):
                     raise
                 # The SDK refused the request (Host/Origin) and has answered it already.
             finally:

@@ -2,6 +2,7 @@
 
     /health/live, /health/ready, /metrics   (ours, no auth)
     /mcp                                     (the SDK's streamable-HTTP transport, mounted)
+    /sse, /messages/                         (HTTP+SSE, 2024-11-05: `app.http.legacy_sse`; MCPS_SSE_TRANSPORT)
 
 Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
 `GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
@@ -33,6 +34,7 @@ from app.packs import PackSource
 from app.sdk_gaps import close_listen_streams
 from app.services import Services
 from app.settings import Settings
+from app.sse_transport import legacy_sse_routes
 from app.transport import MCP_PATH, build_mcp_app, build_mcp_server
 
 
@@ -59,6 +61,7 @@ def create_app(
         sessions = SessionOwners(
             principal_identifier(auth[1]), settings.max_sessions_per_principal, settings.session_idle_timeout_seconds
         )
+    sse_routes = legacy_sse_routes(server, settings, services, auth)
     live, ready = health_endpoints(services.lifecycle, services.health)
     scrape = protect(metrics.endpoint, settings.metrics_token)
 
@@ -76,6 +79,7 @@ def create_app(
             Route("/health/ready", ready, methods=["GET", "HEAD"]),
             Route("/metrics", scrape, methods=["GET"]),
             *resource_metadata_routes(settings, services.policies),
+            *sse_routes,
             Mount("/", app=mcp_app),
         ],
         middleware=[

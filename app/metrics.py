@@ -27,7 +27,9 @@ from starlette.responses import Response
 
 from app import __version__
 
-KNOWN_ROUTES = frozenset({"/mcp", "/health/live", "/health/ready", "/metrics", "/.well-known/oauth-protected-resource"})
+KNOWN_ROUTES = frozenset(
+    {"/mcp", "/sse", "/health/live", "/health/ready", "/metrics", "/.well-known/oauth-protected-resource"}
+)
 
 # An API whose p50 is a few milliseconds: fine buckets low, a few for the slow tail.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -52,6 +54,8 @@ def route_label(path: str) -> str:
         return path
     if path == "/mcp/":
         return "/mcp"
+    if path.startswith("/messages/"):  # HTTP+SSE posts, whatever replica id the path names
+        return "/messages/"
     if path.startswith("/.well-known/oauth-protected-resource"):
         return "/.well-known/oauth-protected-resource"
     return "other"

@@ -1,4 +1,4 @@
-"""The three things the service needs from the SDK that mcp 2.3's public API does not offer after a
+"""The four things the service needs from the SDK that mcp 2.3's public API does not offer after a
 server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
 pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
 
@@ -13,6 +13,11 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
 - The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
   SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
   `MCPServer` keeps the handler on its low-level server and exposes neither.
+
+- The low-level server, to serve one HTTP+SSE (2024-11-05) session: the SDK's public
+  `SseServerTransport` yields a session's streams, and `MCPServer.sse_app` runs them on its
+  low-level server, but that app has no hook for the caps, keep-alive and shutdown the service
+  puts around each stream (`app.http.legacy_sse`), and `MCPServer` exposes no ``run(streams)``.
 
 The SDK's own conformance fixture (examples/servers/everything-server) reaches in the same way.
 """
@@ -50,3 +55,9 @@ def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:
     entry = server._lowlevel_server.get_request_handler("subscriptions/listen")
     handler = entry.handler if entry is not None else None
     return handler.close if isinstance(handler, ListenHandler) else None
+
+
+async def serve_session(server: MCPServer[Any], read_stream: Any, write_stream: Any) -> None:
+    """Serve one connection's streams (an HTTP+SSE session) on ``server``, as `MCPServer.sse_app` does."""
+    lowlevel = server._lowlevel_server
+    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

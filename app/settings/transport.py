@@ -78,6 +78,30 @@ class TransportSettings(SettingsGroup):
         "after this much silence, so idle-timeout proxies keep them open (0 sends none).",
     )
 
+    sse_transport: bool = Field(
+        True,
+        description="Serve the 2024-11-05 HTTP+SSE transport (GET /sse, POST /messages/) beside /mcp, for "
+        "clients that speak only that one (mcp-remote --transport sse-only, older IDEs).",
+    )
+    sse_replica_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,63}$",
+        description="HTTP+SSE in a fleet: this replica's name, put in the POST URL (/messages/<id>/) so the "
+        "balancer routes a session's messages to the replica holding its stream (docs/deployment.md).",
+    )
+    sse_max_sessions: int = Field(
+        1000, ge=1, le=100_000, description="HTTP+SSE: concurrent /sse streams per process (503 past it)."
+    )
+    sse_max_sessions_per_principal: int = Field(
+        10, ge=1, le=10_000, description="HTTP+SSE: concurrent /sse streams per principal (429 past it)."
+    )
+    sse_idle_timeout_seconds: float = Field(
+        1800, gt=0, le=86_400, description="HTTP+SSE: a stream that received no client message for this long ends."
+    )
+    sse_max_lifetime_seconds: float = Field(
+        28_800, gt=0, le=604_800, description="HTTP+SSE: a stream ends after this long whatever its activity."
+    )
+
     @field_validator("allowed_hosts", "allowed_origins", "request_state_keys", mode="before")
     @classmethod
     def _transport_lists(cls, value: Any) -> Any:

@@ -22,7 +22,7 @@ import httpx2
 import pytest
 
 from app.auth.api_keys import digest, new_key
-from tests.support.nginx import Nginx
+from tests.support.nginx import Nginx, sse_replica_id
 from tests.support.plugins import install_test_packs
 from tests.support.redis_server import RedisServer
 from tests.support.rpc import call_tool, final
@@ -76,6 +76,8 @@ class Replica(ServiceProcess):
             self.base_url = f"http://127.0.0.1:{port}"
             self.mcp_url = f"{self.base_url}/mcp"
             self.env["MCPS_PORT"] = str(port)
+        # HTTP+SSE: the replica's name in its POST URL, which nginx routes on (`tests.support.nginx`).
+        self.env["MCPS_SSE_REPLICA_ID"] = sse_replica_id(self.port)
 
 
 @dataclass

@@ -30,6 +30,12 @@ upstreams from Lua without reloading), Envoy and cloud load balancers change bac
 touching client connections; with nginx OSS, either accept that (``client_keepalive=False`` shows
 the service side alone) or use the no-reload variant above.
 
+HTTP+SSE (2024-11-05) sessions live in the replica holding their ``GET /sse`` stream, which any
+replica may serve. Each replica names itself in the URL it tells the client to POST to
+(``/messages/<replica id>/``, ``MCPS_SSE_REPLICA_ID``), and a ``map`` sends ``/messages/<id>/`` to
+that replica's own upstream; an unknown id gets a JSON 404 from nginx. Such POSTs are never
+retried elsewhere: no other replica holds the session.
+
 nginx OSS has no active health checks, so it never reads ``/health/ready``: readiness is for
 orchestrators (Kubernetes endpoints, Fly's proxy), removal from the upstream is the equivalent here.
 """
@@ -55,6 +61,14 @@ LOG_FORMAT = (
     '"upstream":"$upstream_addr","upstream_status":"$upstream_status","request_time":$request_time,'
     '"request_id":"$request_id"}'
 )
+
+
+NO_SUCH_REPLICA = '{"error":"unknown_session","message":"no replica by that name: open a new stream with GET /sse"}'
+
+
+def sse_replica_id(port: int) -> str:
+    """The HTTP+SSE replica id of the replica on ``port`` (stable across restarts on the same port)."""
+    return f"r{port}"
 
 
 def free_port() -> int:
@@ -126,6 +140,11 @@ class Nginx:
             f"{' down' if port in self.down else ''};"
             for port in self.backends
         )
+        sse_map = "\n".join(f"        ~^/messages/{sse_replica_id(p)}/ sse_{p};" for p in self.backends)
+        sse_upstreams = "\n".join(
+            f"    upstream sse_{p} {{\n        server 127.0.0.1:{p};\n        keepalive 4;\n    }}"
+            for p in self.backends
+        )
         user = "user root;\n" if os.geteuid() == 0 else ""
         d = self.directory
         return f"""{user}worker_processes 1;
@@ -145,9 +164,28 @@ http {{
 {servers}
         keepalive {self.keepalive};
     }}
+    map $uri $sse_upstream {{
+        default "";
+{sse_map}
+    }}
+{sse_upstreams}
     keepalive_timeout {"75s" if self.client_keepalive else "0"};
     server {{
         listen 127.0.0.1:{self.port};
+        location /messages/ {{
+            default_type application/json;
+            if ($sse_upstream = "") {{
+                return 404 '{NO_SUCH_REPLICA}';
+            }}
+            proxy_pass http://$sse_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Request-Id $request_id;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 30s;
+            proxy_next_upstream off;
+        }}
         location / {{
             proxy_pass http://mcp;
             proxy_http_version 1.1;

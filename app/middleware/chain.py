@@ -24,6 +24,7 @@ from typing import Any
 
 from mcp.server.context import ServerMiddleware
 
+from app.auth.metadata import resource_metadata_url
 from app.backends import CacheStore, IdempotencyStore, RateLimitStore
 from app.middleware.arguments import ArgumentsMiddleware
 from app.middleware.authorization import AuthorizationMiddleware
@@ -51,7 +52,9 @@ def build_chain(
     return [
         RequestScopeMiddleware(observer),
         ErrorBoundaryMiddleware(),
-        AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled),
+        AuthorizationMiddleware(
+            policies, auth_disabled=settings.auth_disabled, resource_metadata=resource_metadata_url(settings)
+        ),
         RateLimitMiddleware(rate_limiter, settings),
         ListenLimitMiddleware(
             per_principal=settings.max_listen_streams_per_principal, total=settings.max_listen_streams

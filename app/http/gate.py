@@ -23,7 +23,8 @@ In stateless mode ``GET /mcp`` gets 405 with ``Allow: POST`` (and that JSON-RPC 
 the standalone SSE stream of a session, and without sessions nothing is ever sent on it, so it
 would only hold a connection open for ever. The streamable-HTTP spec allows a server that offers
 no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way. In stateful
-mode a GET is served through `app.http.streams`, so shutdown can end it cleanly.
+mode a GET is served through `app.http.streams`, so shutdown can end it cleanly. Every ``/mcp``
+response that turns out to be an event stream is kept alive by `app.http.keepalive`.
 
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
@@ -38,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.host import well_formed_host
 from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
+from app.http.keepalive import KeepAlive
 from app.http.streams import OpenStreams
 from app.lifecycle import Lifecycle
 
@@ -57,8 +59,10 @@ class GateMiddleware:
         check_host: bool = False,
         stateless: bool = False,
         streams: OpenStreams | None = None,
+        keepalive: KeepAlive | None = None,
     ) -> None:
         self.app = app
+        self.keepalive = keepalive
         self.stateless = stateless
         self.streams = streams
         self.check_host = check_host
@@ -97,14 +101,21 @@ class GateMiddleware:
                         send, 405, "Method Not Allowed: no standalone SSE stream in stateless mode", _ALLOW_POST
                     )
                     return
-                refusals = _StructuredRefusals(send)
-                if method == "POST":
-                    ids = JsonRpcIdCheck(receive, refusals)
-                    await self.mcp_app(scope, ids.receive, ids.send)
-                elif method == "GET" and self.streams is not None:
-                    await self.streams.serve(self.mcp_app, scope, receive, refusals)
-                else:
-                    await self.mcp_app(scope, receive, refusals)
+                refusals: Send = _StructuredRefusals(send)
+                tracked = self.keepalive.track(refusals) if self.keepalive is not None else None
+                if tracked is not None:
+                    refusals = tracked
+                try:
+                    if method == "POST":
+                        ids = JsonRpcIdCheck(receive, refusals)
+                        await self.mcp_app(scope, ids.receive, ids.send)
+                    elif method == "GET" and self.streams is not None:
+                        await self.streams.serve(self.mcp_app, scope, receive, refusals)
+                    else:
+                        await self.mcp_app(scope, receive, refusals)
+                finally:
+                    if tracked is not None:
+                        tracked.close()
             else:
                 await self.app(scope, receive, send)
         finally:

@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from starlette.types import Message
 
+from app.call import CallContext
+from app.http.refusals import SseStartHold
 from tests.inproc import harness
 from tests.inproc.harness import READER, Era
 from tests.support.rpc import LEGACY_VERSION, final
@@ -105,3 +108,82 @@ async def test_listing_and_discovery_spend_no_tokens(framing: str, era: Era) -> 
                 assert "ratelimit-limit" not in response.headers
         served = await service.rpc(*READ, token=READER, era=era)  # the one token is still there
     assert "result" in final(served)
+
+
+async def test_a_refused_listen_is_429_before_any_stream() -> None:
+    listen = {"notifications": {"toolsListChanged": True}}
+    async with harness.running(config(False)) as service:
+        await service.rpc(*READ, token=READER, era="modern")  # the one token
+        refused = await service.rpc("subscriptions/listen", listen, token=READER, era="modern")
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/json")
+    assert refused.json()["error"]["data"]["code"] == "RATE_LIMITED"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_a_long_call_still_streams_behind_the_hold() -> None:
+    """The held start goes out with the first keep-alive comment or message: a call that outlasts the
+    keep-alive interval is answered as the stream it is."""
+    async with harness.running(config(False, stream_keepalive_seconds=0.05)) as service:
+        response = await service.rpc("tools/call", {"name": "one_at_a_time", "arguments": {"seconds": 0.3}})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert final(response)["result"]["isError"] is False
+    assert_rate_headers(response, 0)
+
+
+# --- the hold itself, message by message -------------------------------------------------------------
+
+SSE_START: Message = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/event-stream"), (b"mcp-session-id", b"s1")],
+}
+CURSOR = b"id: 1\r\nretry: 1000\r\ndata: \r\n\r\n"
+REFUSAL = b'event: message\r\ndata: {"jsonrpc":"2.0","id":1,"error":{"code":-32000}}\r\n\r\n'
+ANSWER = b'event: message\r\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\r\n\r\n'
+
+
+def body(chunk: bytes, more: bool = True) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": more}
+
+
+async def played(call: CallContext, *messages: Message) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    hold = SseStartHold(send, call)
+    for message in messages:
+        await hold(message)
+    return sent
+
+
+async def test_the_hold_reframes_a_refusal_behind_a_resumption_cursor() -> None:
+    call = CallContext(request_id="r", http_status=429)
+    sent = await played(call, SSE_START, body(CURSOR), body(REFUSAL), body(b"", more=False))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"mcp-session-id"] == b"s1"  # the transport's other headers are kept
+    assert sent[1]["body"] == b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000}}'
+    assert headers[b"content-length"] == str(len(sent[1]["body"])).encode()
+
+
+async def test_the_hold_releases_an_admitted_stream_unchanged_and_in_order() -> None:
+    call = CallContext(request_id="r")
+    messages = [SSE_START, body(CURSOR), body(ANSWER), body(b"", more=False)]
+    assert await played(call, *messages) == messages
+
+
+async def test_a_keep_alive_comment_releases_the_hold() -> None:
+    call = CallContext(request_id="r")
+    comment = body(b": keep-alive\n\n")
+    assert await played(call, SSE_START, comment) == [SSE_START, comment]
+
+
+async def test_json_and_error_responses_pass_the_hold_untouched() -> None:
+    call = CallContext(request_id="r", http_status=429)
+    start: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    assert await played(call, start, body(b"{}", more=False)) == [start, body(b"{}", more=False)]

@@ -281,6 +281,14 @@ def test_step_up_covers_resources_and_prompts(service: ServiceProcess, idp: Jwks
         assert response.json()["error"]["data"]["code"] == "PERMISSION_DENIED"
 
 
+def test_no_step_up_to_admin_for_an_unknown_tool(service: ServiceProcess, idp: JwksServer) -> None:
+    token = idp.keys[0].sign(claims(idp.issuer, audience(service), scope="tasks:read"))
+    response = call_tool(service.base_url, "no_such_tool", {}, token=token)
+    assert response.status_code == 200
+    assert "www-authenticate" not in response.headers
+    assert final(response)["result"]["structuredContent"]["code"] == "PERMISSION_DENIED"
+
+
 def test_an_api_key_cannot_step_up_and_keeps_the_structured_answer(service: ServiceProcess) -> None:
     response = post(service, READER_KEY, CREATE)
     assert response.status_code == 200

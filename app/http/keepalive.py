@@ -9,9 +9,9 @@ path's), with no public setting for the interval; this is the operator's interva
 
 One ticker per process (`KeepAlive.run`, started by the app's lifespan) looks at the open streams
 a few times per interval, instead of a timer task per stream: a POST that never becomes a stream
-costs one small object. A comment is written from the ticker's task, so each stream's writes go
-through one lock, and a stream whose write is in progress is not silent and is skipped. A write
-that fails (the client left) ends the stream's tracking; the app notices on its own.
+costs one small object. A comment is written from its own task, never overlapping the app's writes
+(`TrackedSend`). A write that fails (the client left) ends the stream's tracking; the app notices
+on its own.
 """
 
 from __future__ import annotations
@@ -57,44 +57,58 @@ class KeepAlive:
 
 
 class TrackedSend:
-    __slots__ = ("_lock", "_send", "_streams", "busy", "last")
+    """One response's ``send``; once it has started an event stream, the ticker may write a comment.
+
+    The app's writes and a comment never overlap: a write in progress makes the ticker skip the
+    stream (it is not silent), and a write that comes while a comment is being written waits for it.
+    Plain flags and an event made only while a comment is written, rather than a lock per stream:
+    a lock's bookkeeping on every write costs more than the rest of the edge together.
+    """
+
+    __slots__ = ("_comment_done", "_send", "_streams", "_tracking", "_writing", "busy", "last")
 
     def __init__(self, send: Send, streams: set[TrackedSend]) -> None:
         self._send = send
         self._streams = streams
-        self._lock: anyio.Lock | None = None  # made when the response turns out to be a stream
+        self._tracking = False  # the response is an event stream
+        self._writing = False
+        self._comment_done: anyio.Event | None = None
         self.last = time.monotonic()
         self.busy = False
 
     async def __call__(self, message: Message) -> None:
-        lock = self._lock
-        if lock is None:
+        if not self._tracking:
             if message["type"] == "http.response.start" and _is_sse(message):
-                self._lock = anyio.Lock()
+                self._tracking = True
                 self.last = time.monotonic()
                 self._streams.add(self)
             await self._send(message)
             return
-        async with lock:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                self._streams.discard(self)  # the end of the stream: no comment may follow it
+        while self._comment_done is not None:
+            await self._comment_done.wait()
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._streams.discard(self)  # the end of the stream: no comment may follow it
+        self._writing = True
+        try:
             await self._send(message)
+        finally:
+            self._writing = False
             self.last = time.monotonic()
 
     async def ping(self) -> None:
-        lock = self._lock
+        if self._writing or self._comment_done is not None or self not in self._streams:
+            self.busy = False
+            return
+        done = self._comment_done = anyio.Event()
         try:
-            if lock is None or lock.locked() or self not in self._streams:
-                return
-            async with lock:
-                if self not in self._streams:  # ended while this ping waited
-                    return
-                await self._send(COMMENT)
-                self.last = time.monotonic()
+            await self._send(COMMENT)
+            self.last = time.monotonic()
         except Exception:  # the client left (or the response ended under us): stop keeping it alive
             logger.debug("keep-alive write failed; the stream is no longer tracked", exc_info=True)
             self._streams.discard(self)
         finally:
+            self._comment_done = None
+            done.set()
             self.busy = False
 
     def close(self) -> None:

@@ -5,6 +5,8 @@ verified caller becomes a `Principal` (decoded once, kept on the call context fo
 reader), lists are filtered to what it may use, and a call to anything else is refused before the
 handler runs with PERMISSION_DENIED naming the missing scope (the error boundary shapes the
 answer). Items without a declared policy need ``admin`` (the policy registry's rule).
+A ``subscriptions/listen`` naming resources is held to the same rule as reading each of them: a
+stream must not tell a caller when something it may not read has changed.
 
 Scope step-up: a JWT (OAuth) caller can get a token with more scopes, so its refusal is also the
 MCP authorization spec's scope challenge: HTTP 403 with ``WWW-Authenticate: Bearer
@@ -12,9 +14,9 @@ error="insufficient_scope", scope="<what the item requires>", resource_metadata=
 (recorded on the call context; the edge, `app.http.refusals`, sets them), for ``tools/call`` too,
 whose refusal is then a JSON-RPC error rather than an ``isError`` result. An API key's scopes are
 fixed by the operator: its caller has nothing to re-authorize with, and keeps the structured
-PERMISSION_DENIED answer (a tool result for ``tools/call``).
-A ``subscriptions/listen`` naming resources is held to the same rule as reading each of them: a
-stream must not tell a caller when something it may not read has changed.
+PERMISSION_DENIED answer (a tool result for ``tools/call``). So does a refusal that only ``admin``
+would lift: that is every undeclared name too (a typo, an item that does not exist), and a client
+must not be sent to ask its authorization server for admin rights over a typo.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import BaseModel
 from app.auth.principal import ANONYMOUS, UNAUTHENTICATED, Principal, principal_from_access_token
 from app.call import current_call
 from app.errors import ErrorCode, ServiceError
-from app.policy import ADMIN_ONLY, Policies
+from app.policy import ADMIN_ONLY, ADMIN_SCOPE, Policies
 
 
 def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool) -> Principal:
@@ -98,7 +100,7 @@ class AuthorizationMiddleware:
     def _refuse(self, principal: Principal, required: tuple[str, ...], missing: list[str], what: str) -> ServiceError:
         """PERMISSION_DENIED; for a caller that can step up, the HTTP scope challenge as well."""
         call = current_call()
-        if principal.kind == "jwt" and call is not None:
+        if principal.kind == "jwt" and call is not None and ADMIN_SCOPE not in required:
             call.http_status = FORBIDDEN
             call.challenge = challenge(required, self.resource_metadata)
         return denied(missing, what)

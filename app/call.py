@@ -11,7 +11,8 @@ HTTP task's context.
 Data flows one way: the edge writes the HTTP facts (request id, span context, whether it writes the
 access line) before the app runs; the MCP stages fill in the call (method, tool, arguments,
 principal, policy, each guard's decision, the outcome) while it runs; the edge reads the result
-(retry-after, the access-line fields) after it returns.
+(the refusal's HTTP status and headers, the access-line fields) when the response starts and after
+it returns (`app.http.refusals`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class CallContext:
     outcome: str = "ok"  # ok | tool_error | rate_limited | denied | timeout | error
     error_code: str | None = None
     retry_after_ms: int | None = None  # from the error that ended the call, for a Retry-After header
+    # A guard's refusal HTTP can say (429 rate limited, 403 scope step-up, 503 full), for the edge to
+    # set as the status; None: the answer's status is the transport's (200 for a JSON-RPC answer).
+    http_status: int | None = None
+    challenge: str | None = None  # the WWW-Authenticate value of a scope step-up (403)
+    rate_limit_limit: float | None = None  # the bucket that decided, for RateLimit-* headers
+    rate_limit_remaining: float | None = None
     elapsed_seconds: float = 0.0
     # The MCP access line, left for the edge when it writes the request's one line (``edge_logs``).
     log_line: tuple[int, str, dict[str, Any]] | None = None  # (level, message, fields)

@@ -3,7 +3,8 @@
 A tool, a guard stage or the upstream client raises a `ServiceError`; the chain's error boundary
 (`app.middleware.boundary`) turns it into the answer once: an ``isError`` tool result whose
 ``structuredContent`` is `ServiceError.to_dict` and whose text is one line an agent can act on,
-or, for any other method, the JSON-RPC error `ServiceError.error` (same object in ``data``).
+or, for any other method, the JSON-RPC error `ServiceError.error` (the same object in ``data``, plus
+``retryAfterMs`` when there is a retry hint).
 Anything else that escapes a tool becomes INTERNAL_ERROR carrying only the request id: never a
 stack trace, never a secret.
 
@@ -89,7 +90,7 @@ class ServiceError(MCPError):
         self.retryable = self.spec.retryable if retryable is None else retryable
         self.retry_after_ms = retry_after_ms
         self.details = details or {}
-        super().__init__(self.spec.rpc_code, self.summary(), self.to_dict())
+        super().__init__(self.spec.rpc_code, self.summary(), self.rpc_data())
 
     def __str__(self) -> str:
         return self.text
@@ -104,6 +105,14 @@ class ServiceError(MCPError):
         }
         if self.retry_after_ms is not None:
             body["retry_after_ms"] = self.retry_after_ms
+        return body
+
+    def rpc_data(self) -> dict[str, Any]:
+        """``data`` of the JSON-RPC error: `to_dict`, plus ``retryAfterMs`` (the SEP-3304 draft's name) when
+        there is a retry hint, so a client that reads the draft's field finds it."""
+        body = self.to_dict()
+        if self.retry_after_ms is not None:
+            body["retryAfterMs"] = self.retry_after_ms
         return body
 
     def summary(self) -> str:

@@ -6,7 +6,8 @@
 
 Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
 `GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
-manager, and marks the process ready; shutdown unwinds in reverse.
+manager and the keep-alive ticker of event streams, and marks the process ready; shutdown unwinds
+in reverse.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
@@ -23,6 +25,7 @@ from app.auth.setup import build_auth, principal_identifier
 from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
+from app.http.keepalive import KeepAlive
 from app.http.observe import ObserveMiddleware
 from app.http.sessions import SessionOwners
 from app.http.streams import OpenStreams
@@ -54,6 +57,7 @@ def create_app(
     close_listens = close_listen_streams(server)
     if close_listens is not None:
         services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
+    keepalive = KeepAlive(settings.stream_keepalive_seconds) if settings.stream_keepalive_seconds > 0 else None
     get_streams = sessions = None
     if not settings.stateless:
         get_streams = OpenStreams(settings.max_stream_seconds)
@@ -70,6 +74,10 @@ def create_app(
         async with AsyncExitStack() as stack:
             await services.open(stack)
             await stack.enter_async_context(session_manager.run())
+            if keepalive is not None:
+                ticker = await stack.enter_async_context(anyio.create_task_group())
+                ticker.start_soon(keepalive.run)
+                stack.callback(ticker.cancel_scope.cancel)  # unwound first: the ticker stops, then its group
             services.lifecycle.mark_ready()
             yield
 
@@ -100,6 +108,7 @@ def create_app(
                 stateless=settings.stateless,
                 streams=get_streams,
                 sessions=sessions,
+                keepalive=keepalive,
             ),
         ],
         lifespan=lifespan,

@@ -10,6 +10,10 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
   ``resources/subscribe``): `MethodBinding` refuses spec methods by design and points at the
   low-level `Server.add_request_handler`, which `MCPServer` does not expose. The server advertises
   the matching capabilities only when such handlers are registered.
+- The SDK's own handler of a method, to wrap it: ``server/discover`` derives its capabilities from
+  the registered handlers and sets every ``listChanged`` flag whenever ``subscriptions/listen`` is
+  served, whether or not anything publishes list changes (`app.capabilities`). Replacing that
+  handler is what the SDK documents for it, through the low-level `add_request_handler` again.
 - The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
   SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
   `MCPServer` keeps the handler on its low-level server and exposes neither.
@@ -48,6 +52,15 @@ def add_request_handler(
 ) -> None:
     """Serve ``method`` with ``handler`` (params validated against ``params_type`` first)."""
     server._lowlevel_server.add_request_handler(method, params_type, handler)
+
+
+def wrap_request_handler(server: MCPServer[Any], method: str, wrap: Callable[[RequestHandler], RequestHandler]) -> None:
+    """Serve ``method`` with ``wrap(the handler the SDK registered)``, same params validation."""
+    lowlevel = server._lowlevel_server
+    entry = lowlevel.get_request_handler(method)
+    if entry is None:
+        raise KeyError(method)
+    lowlevel.add_request_handler(method, entry.params_type, wrap(entry.handler))
 
 
 def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:

@@ -19,7 +19,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from app import __version__
+from app import __version__, capabilities
 from app.auth.principal import Principal
 from app.auth.setup import build_auth
 from app.auth.verifier import ServiceTokenVerifier
@@ -115,6 +115,7 @@ def build_mcp_server(
     )
     mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
     load_packs(server, services, packs)
+    capabilities.install(server)  # after the packs: no listChanged where nothing announces changes
     return server
 
 

@@ -7,10 +7,12 @@ Usage: python scripts/gen_config_doc.py [--check]   (--check exits 1 when the do
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -33,6 +35,8 @@ def _default(field: object) -> str:
         return ", ".join(default) if default else "empty"
     if isinstance(default, bool):
         return str(default).lower()
+    if isinstance(default, dict) and default:  # as the variable is written: JSON
+        return json.dumps(TypeAdapter(dict[str, Any]).dump_python(default, mode="json"), separators=(",", ":"))
     return str(default)
 
 

@@ -19,7 +19,7 @@ from tests.conftest import ServiceFactory
 from tests.support.clients import client_with_token
 from tests.support.jwks_server import JwksServer, SigningKey, claims, running_idp
 from tests.support.plugins import install_test_packs
-from tests.support.rpc import final, legacy_headers
+from tests.support.rpc import call_tool, final, legacy_headers
 from tests.support.service import ServiceProcess
 
 pytestmark = pytest.mark.anyio
@@ -55,7 +55,7 @@ def service(
     env = {
         **install_test_packs(tmp_path_factory.mktemp("site")),
         "MCPS_AUTH_DISABLED": "false",
-        "MCPS_PACKS": "conformance,slow",
+        "MCPS_PACKS": "conformance,slow,tasks",
         "MCPS_API_KEYS": keys,
         "MCPS_PUBLIC_URL": "http://127.0.0.1:{port}/mcp",
         "MCPS_JWT_ISSUER": idp.issuer,
@@ -239,6 +239,64 @@ def test_denied_resource_read_and_prompt_get_name_the_scope(service: ServiceProc
     get = {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {"name": "test_simple_prompt"}}
     assert final(post(service, OUTSIDER_KEY, get))["error"]["data"]["code"] == "PERMISSION_DENIED"
     assert "result" in final(post(service, READER_KEY, read))
+
+
+CREATE = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "create_task", "arguments": {}}}
+
+
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-07-28"])
+def test_a_jwt_without_the_scope_gets_a_step_up_challenge(
+    service: ServiceProcess, idp: JwksServer, modern: bool
+) -> None:
+    """The MCP authorization spec's scope challenge: 403, insufficient_scope, the scope and the PRM URL."""
+    weak = idp.keys[0].sign(claims(idp.issuer, audience(service), scope="tasks:read"))
+    response = call_tool(service.base_url, "create_task", {"title": "step up"}, token=weak, modern=modern)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/json")
+    metadata = f"{service.base_url}/.well-known/oauth-protected-resource/mcp"
+    assert response.headers["www-authenticate"] == (
+        f'Bearer error="insufficient_scope", scope="tasks:write", resource_metadata="{metadata}"'
+    )
+    error = response.json()["error"]
+    assert error["data"]["code"] == "PERMISSION_DENIED"
+    assert error["data"]["details"] == {"missing_scopes": ["tasks:write"]}
+
+    stepped_up = idp.keys[0].sign(claims(idp.issuer, audience(service), scope="tasks:read tasks:write"))
+    response = call_tool(service.base_url, "create_task", {"title": "step up"}, token=stepped_up, modern=modern)
+    assert response.status_code == 200
+    assert "www-authenticate" not in response.headers
+    result = final(response)["result"]
+    assert result["isError"] is False
+    assert result["structuredContent"]["title"] == "step up"
+
+
+def test_step_up_covers_resources_and_prompts(service: ServiceProcess, idp: JwksServer) -> None:
+    weak = idp.keys[0].sign(claims(idp.issuer, audience(service), scope="tasks:read"))
+    read = {"jsonrpc": "2.0", "id": 6, "method": "resources/read", "params": {"uri": "test://static-text"}}
+    get = {"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": {"name": "test_simple_prompt"}}
+    for body in (read, get):
+        response = post(service, weak, body)
+        assert response.status_code == 403
+        assert 'error="insufficient_scope", scope="conformance"' in response.headers["www-authenticate"]
+        assert response.json()["error"]["data"]["code"] == "PERMISSION_DENIED"
+
+
+def test_no_step_up_to_admin_for_an_unknown_tool(service: ServiceProcess, idp: JwksServer) -> None:
+    token = idp.keys[0].sign(claims(idp.issuer, audience(service), scope="tasks:read"))
+    response = call_tool(service.base_url, "no_such_tool", {}, token=token)
+    assert response.status_code == 200
+    assert "www-authenticate" not in response.headers
+    assert final(response)["result"]["structuredContent"]["code"] == "PERMISSION_DENIED"
+
+
+def test_an_api_key_cannot_step_up_and_keeps_the_structured_answer(service: ServiceProcess) -> None:
+    response = post(service, READER_KEY, CREATE)
+    assert response.status_code == 200
+    assert "www-authenticate" not in response.headers
+    result = final(response)["result"]
+    assert result["isError"] is True
+    assert result["structuredContent"]["code"] == "PERMISSION_DENIED"
+    assert result["structuredContent"]["details"] == {"missing_scopes": ["tasks:write"]}
 
 
 def test_metrics_token(service: ServiceProcess) -> None:

@@ -32,7 +32,9 @@ def test_service_error_is_an_mcp_error_with_its_contract() -> None:
         "details": {"limit": 5},
         "request_id": "rid-1",
         "retry_after_ms": 1500,
+        "retryAfterMs": 1500,  # the SEP-3304 draft's name, in the JSON-RPC error only
     }
+    assert "retryAfterMs" not in error.to_dict()  # a tool's isError answer keeps its own field
     assert str(error) == "rate limited"
     assert error.spec.outcome == "rate_limited"
 

@@ -135,3 +135,98 @@ def test_shutdown_ends_stateful_get_streams_cleanly(service_factory: ServiceFact
     assert "error" not in outcome, outcome.get("error")
     assert "lines" in outcome  # the response ended normally
     assert "Exception in ASGI application" not in service.log_text()
+
+
+# --- keep-alive comments (MCPS_STREAM_KEEPALIVE_SECONDS) ------------------------------------------
+
+KEEPALIVE = {"MCPS_STREAM_KEEPALIVE_SECONDS": "0.3"}
+
+
+def _first_comment(response: httpx2.Response) -> list[str]:
+    """The stream's lines up to and including its first keep-alive comment (the read is time-bounded)."""
+    lines: list[str] = []
+    for line in response.iter_lines():
+        lines.append(line)
+        if line.startswith(": keep-alive"):
+            return lines
+    raise AssertionError(f"the stream ended without a keep-alive comment: {lines}")
+
+
+def test_a_silent_listen_stream_gets_keep_alive_comments(service_factory: ServiceFactory) -> None:
+    service = service_factory(KEEPALIVE)
+    body = {
+        "jsonrpc": "2.0",
+        "id": "listen-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": modern_meta()},
+    }
+    with (
+        httpx2.Client(timeout=httpx2.Timeout(10.0)) as client,
+        client.stream("POST", service.mcp_url, headers=modern_headers("subscriptions/listen"), json=body) as response,
+    ):
+        assert response.status_code == 200
+        lines = _first_comment(response)
+    assert any(ACKNOWLEDGED in line for line in lines)  # the stream's own messages come first, untouched
+    assert "Exception in ASGI application" not in service.log_text()
+
+
+def test_a_silent_session_get_stream_gets_keep_alive_comments(service_factory: ServiceFactory) -> None:
+    service = service_factory({**KEEPALIVE, "MCPS_TRANSPORT_MODE": "stateful"})
+    session = _open_session(service.mcp_url)
+    headers = {**legacy_headers(**{"mcp-session-id": session}), "accept": "text/event-stream"}
+    with (
+        httpx2.Client(timeout=httpx2.Timeout(10.0)) as client,
+        client.stream("GET", service.mcp_url, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        lines = _first_comment(response)
+    assert lines[-1] == ": keep-alive"
+    # The session still works after the client went away mid-stream.
+    ping = {"jsonrpc": "2.0", "id": 9, "method": "ping"}
+    answer = httpx2.post(service.mcp_url, headers=legacy_headers(**{"mcp-session-id": session}), json=ping, timeout=10)
+    assert answer.status_code == 200
+    assert "Exception in ASGI application" not in service.log_text()
+
+
+def test_no_keep_alive_comments_when_turned_off(service_factory: ServiceFactory) -> None:
+    """0 turns ours off; the listen stream stays silent until the server ends it (the SDK's own pings
+    come every 15 s, past this test)."""
+    service = service_factory({"MCPS_STREAM_KEEPALIVE_SECONDS": "0", "MCPS_DRAIN_DELAY_SECONDS": "0"})
+    messages: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    comments: list[str] = []
+    body = {
+        "jsonrpc": "2.0",
+        "id": "listen-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": modern_meta()},
+    }
+
+    def run() -> None:
+        try:
+            with (
+                httpx2.Client(timeout=httpx2.Timeout(30.0)) as client,
+                client.stream(
+                    "POST", service.mcp_url, headers=modern_headers("subscriptions/listen"), json=body
+                ) as response,
+            ):
+                for line in response.iter_lines():
+                    if line.startswith(":"):
+                        comments.append(line)
+                    elif line.startswith("data:") and line[5:].strip():
+                        messages.append(json.loads(line[5:]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert messages, "no acknowledgement within 10 s"
+    time.sleep(1.5)  # five intervals of the other tests' keep-alive
+    service.signal(signal.SIGTERM)
+    assert service.wait(timeout=15) == 0
+    thread.join(10)
+    assert not errors, errors
+    assert comments == []

@@ -13,16 +13,30 @@ from app.policy import Policies
 from app.settings import Settings
 
 
+def serves_resource_metadata(settings: Settings) -> bool:
+    return not settings.auth_disabled and bool(settings.jwt_issuer) and bool(settings.resource_url)
+
+
+def resource_metadata_url(settings: Settings) -> str | None:
+    """Where the document below is served (RFC 9728 section 3.1), as challenges name it; None if it is not."""
+    from mcp.server.auth.routes import build_resource_metadata_url
+
+    resource = settings.resource_url
+    if not serves_resource_metadata(settings) or resource is None:
+        return None
+    return str(build_resource_metadata_url(AnyHttpUrl(resource)))
+
+
 def resource_metadata_routes(settings: Settings, policies: Policies) -> list[BaseRoute]:
     from mcp.server.auth.routes import create_protected_resource_routes
 
-    if settings.auth_disabled or not settings.jwt_issuer or not settings.resource_url:
+    resource, issuer = settings.resource_url, settings.jwt_issuer
+    if not serves_resource_metadata(settings) or resource is None or issuer is None:
         return []
-    assert settings.jwt_issuer is not None
     routes: list[BaseRoute] = list(
         create_protected_resource_routes(
-            resource_url=AnyHttpUrl(settings.resource_url),
-            authorization_servers=[AnyHttpUrl(settings.jwt_issuer)],
+            resource_url=AnyHttpUrl(resource),
+            authorization_servers=[AnyHttpUrl(issuer)],
             scopes_supported=policies.all_scopes(),
             resource_name=settings.server_name,
         )

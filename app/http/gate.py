@@ -24,7 +24,8 @@ the standalone SSE stream of a session, and without sessions nothing is ever sen
 would only hold a connection open for ever. The streamable-HTTP spec allows a server that offers
 no such stream to answer 405; the SDK's 2026-07-28 path answers GET the same way. In stateful
 mode a GET is served through `app.http.streams`, so shutdown can end it cleanly, and every request
-through `app.http.sessions`, which caps the sessions one principal holds.
+through `app.http.sessions`, which caps the sessions one principal holds. Every ``/mcp`` response
+that turns out to be an event stream is kept alive by `app.http.keepalive`.
 
 Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
 router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
@@ -39,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.host import well_formed_host
 from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
+from app.http.keepalive import KeepAlive
 from app.http.sessions import SessionOwners
 from app.http.streams import OpenStreams
 from app.lifecycle import Lifecycle
@@ -60,9 +62,11 @@ class GateMiddleware:
         stateless: bool = False,
         streams: OpenStreams | None = None,
         sessions: SessionOwners | None = None,
+        keepalive: KeepAlive | None = None,
     ) -> None:
         self.app = app
         self.sessions = sessions
+        self.keepalive = keepalive
         self.stateless = stateless
         self.streams = streams
         self.check_host = check_host
@@ -101,14 +105,21 @@ class GateMiddleware:
                         send, 405, "Method Not Allowed: no standalone SSE stream in stateless mode", _ALLOW_POST
                     )
                     return
-                refusals = _StructuredRefusals(send)
-                if self.sessions is not None:
-                    await self.sessions.serve(self._stateful, scope, receive, refusals)
-                elif method == "POST":
-                    ids = JsonRpcIdCheck(receive, refusals)
-                    await self.mcp_app(scope, ids.receive, ids.send)
-                else:
-                    await self.mcp_app(scope, receive, refusals)
+                refusals: Send = _StructuredRefusals(send)
+                tracked = self.keepalive.track(refusals) if self.keepalive is not None else None
+                if tracked is not None:
+                    refusals = tracked
+                try:
+                    if self.sessions is not None:
+                        await self.sessions.serve(self._stateful, scope, receive, refusals)
+                    elif method == "POST":
+                        ids = JsonRpcIdCheck(receive, refusals)
+                        await self.mcp_app(scope, ids.receive, ids.send)
+                    else:
+                        await self.mcp_app(scope, receive, refusals)
+                finally:
+                    if tracked is not None:
+                        tracked.close()
             else:
                 await self.app(scope, receive, send)
         finally:

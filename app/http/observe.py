@@ -4,8 +4,9 @@ Each request gets its call context (`app.call`) here: the request id (from ``X-R
 a proxy set a sane one, else minted; echoed on the response), the HTTP-level span context and
 whether this edge writes the access line. It is stored on ``scope["state"]`` (the MCP stages
 find it there) and bound to the contextvar for log lines made in this task. After the app
-returns, the edge reads back what the MCP stages recorded: the retry hint of a refusal (a
-``Retry-After`` header when the response has not started) and the MCP access line.
+returns, the edge reads back what the MCP stages recorded: a refusal's HTTP status and headers
+(``Retry-After``, ``RateLimit-*``, a step-up's ``WWW-Authenticate``; `app.http.refusals`, which also
+holds a POST's SSE start until its first event so the status can still be set) and the MCP access line.
 
 While tracing is on (`app.observability.tracing`), the W3C ``traceparent`` (and ``tracestate``,
 ``baggage``) of the request headers is made the current context, so the SDK's per-message MCP
@@ -26,7 +27,6 @@ get the HTTP line.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from contextvars import Token
 from typing import Any
@@ -38,6 +38,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.call import STATE_KEY, CallContext, bind, unbind
+from app.http.refusals import SseStartHold, answer_start
 from app.log import access_fields
 from app.metrics import Metrics, route_label
 from app.observability import tracing
@@ -96,17 +97,18 @@ class ObserveMiddleware:
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+                message = answer_start(message, call)  # what the guards recorded: status, retry, limits
                 status = message["status"]
-                headers = [*message.get("headers", ()), header]
-                if call.retry_after_ms is not None:  # a refusal with a retry hint, recorded by the error boundary
-                    headers.append((b"retry-after", str(math.ceil(call.retry_after_ms / 1000)).encode()))
-                message["headers"] = headers
             await send(message)
+
+        # A POST's SSE answer starts before its message is served: hold its start until the first event.
+        app_send: Send = SseStartHold(send_with_id, call) if route == "/mcp" and method == "POST" else send_with_id
 
         metrics = self.metrics
         metrics.http_in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, app_send)
         finally:
             elapsed = time.perf_counter() - started
             metrics.http_in_flight.dec()

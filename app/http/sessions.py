@@ -147,7 +147,7 @@ async def _refuse(send: Send, cap: int, idle_seconds: float) -> None:
         retry_after_ms=1000,
         details={"limit": "sessions_per_principal", "cap": cap},
     )
-    rpc_error = {"code": error.code, "message": error.summary(), "data": error.to_dict()}
+    rpc_error = {"code": error.code, "message": error.summary(), "data": error.rpc_data()}
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": rpc_error}).encode()
     headers = [
         (b"content-type", b"application/json"),

@@ -7,6 +7,16 @@ handler runs with PERMISSION_DENIED naming the missing scope (the error boundary
 answer). Items without a declared policy need ``admin`` (the policy registry's rule).
 A ``subscriptions/listen`` naming resources is held to the same rule as reading each of them: a
 stream must not tell a caller when something it may not read has changed.
+
+Scope step-up: a JWT (OAuth) caller can get a token with more scopes, so its refusal is also the
+MCP authorization spec's scope challenge: HTTP 403 with ``WWW-Authenticate: Bearer
+error="insufficient_scope", scope="<what the item requires>", resource_metadata="<PRM URL>"``
+(recorded on the call context; the edge, `app.http.refusals`, sets them), for ``tools/call`` too,
+whose refusal is then a JSON-RPC error rather than an ``isError`` result. An API key's scopes are
+fixed by the operator: its caller has nothing to re-authorize with, and keeps the structured
+PERMISSION_DENIED answer (a tool result for ``tools/call``). So does a refusal that only ``admin``
+would lift: that is every undeclared name too (a typo, an item that does not exist), and a client
+must not be sent to ask its authorization server for admin rights over a typo.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from pydantic import BaseModel
 from app.auth.principal import ANONYMOUS, UNAUTHENTICATED, Principal, principal_from_access_token
 from app.call import current_call
 from app.errors import ErrorCode, ServiceError
-from app.policy import ADMIN_ONLY, Policies
+from app.policy import ADMIN_ONLY, ADMIN_SCOPE, Policies
 
 
 def _principal_of(ctx: ServerRequestContext[Any, Any], auth_disabled: bool, local: Principal | None) -> Principal:
@@ -44,6 +54,7 @@ def _name(params: Mapping[str, Any] | None, key: str) -> str | None:
 
 
 MAX_LISTEN_RESOURCES = 1000
+FORBIDDEN = 403
 
 # A refusal names what was asked for, but a name is caller-controlled text of any length: shown cut.
 _SHOWN_NAME_CHARS = 64
@@ -75,11 +86,35 @@ def denied(missing: list[str], what: str) -> ServiceError:
     )
 
 
+def challenge(required: tuple[str, ...] | list[str], resource_metadata: str | None) -> str:
+    """The RFC 6750 section 3.1 / MCP scope challenge for a caller that lacks ``required``."""
+    value = f'Bearer error="insufficient_scope", scope="{" ".join(required)}"'
+    if resource_metadata is not None:
+        value += f', resource_metadata="{resource_metadata}"'
+    return value
+
+
 class AuthorizationMiddleware:
-    def __init__(self, policies: Policies, *, auth_disabled: bool, local_principal: Principal | None = None) -> None:
+    def __init__(
+        self,
+        policies: Policies,
+        *,
+        auth_disabled: bool,
+        local_principal: Principal | None = None,
+        resource_metadata: str | None = None,
+    ) -> None:
         self.policies = policies
         self.auth_disabled = auth_disabled
         self.local_principal = local_principal
+        self.resource_metadata = resource_metadata
+
+    def _refuse(self, principal: Principal, required: tuple[str, ...], missing: list[str], what: str) -> ServiceError:
+        """PERMISSION_DENIED; for a caller that can step up, the HTTP scope challenge as well."""
+        call = current_call()
+        if principal.kind == "jwt" and call is not None and ADMIN_SCOPE not in required:
+            call.http_status = FORBIDDEN
+            call.challenge = challenge(required, self.resource_metadata)
+        return denied(missing, what)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         principal = _principal_of(ctx, self.auth_disabled, self.local_principal)
@@ -94,17 +129,19 @@ class AuthorizationMiddleware:
                 call.policy = policy
             missing = principal.missing(policy.scopes)
             if missing:
-                raise denied(missing, f"tool {shown(name)}")
+                raise self._refuse(principal, policy.scopes, missing, f"tool {shown(name)}")
         elif method == "resources/read":
             uri = _name(ctx.params, "uri") or ""
-            missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
+            required = self.policies.resource_scopes(uri) or ADMIN_ONLY
+            missing = principal.missing(required)
             if missing:
-                raise denied(missing, "this resource")
+                raise self._refuse(principal, required, missing, "this resource")
         elif method == "prompts/get":
             name = _name(ctx.params, "name") or ""
-            missing = principal.missing(self.policies.prompt_scopes(name) or ADMIN_ONLY)
+            required = self.policies.prompt_scopes(name) or ADMIN_ONLY
+            missing = principal.missing(required)
             if missing:
-                raise denied(missing, f"prompt {shown(name)}")
+                raise self._refuse(principal, required, missing, f"prompt {shown(name)}")
         elif method == "subscriptions/listen":
             uris = _listen_uris(ctx.params)
             if len(uris) > MAX_LISTEN_RESOURCES:  # each is checked here and held by the stream: bounded
@@ -114,9 +151,10 @@ class AuthorizationMiddleware:
                     details={"field": "notifications.resourceSubscriptions", "limit": MAX_LISTEN_RESOURCES},
                 )
             for uri in uris:
-                missing = principal.missing(self.policies.resource_scopes(uri) or ADMIN_ONLY)
+                required = self.policies.resource_scopes(uri) or ADMIN_ONLY
+                missing = principal.missing(required)
                 if missing:
-                    raise denied(missing, "listening to this resource")
+                    raise self._refuse(principal, required, missing, "listening to this resource")
         result = await call_next(ctx)
         if principal.is_admin:
             return result

@@ -3,7 +3,9 @@
 Every stage below and every tool raises; nothing below builds an error answer. Here a
 `ServiceError` becomes an ``isError`` result for ``tools/call`` (the model reads it) and stays a
 JSON-RPC error for any other method; the outcome, error code and retry hint are taken from the
-exception (`CallContext.fail`), never parsed back out of a result.
+exception (`CallContext.fail`), never parsed back out of a result. A ``tools/call`` refusal that HTTP
+answers with a status of its own (a scope step-up's 403, `app.middleware.authorization`) is a
+JSON-RPC error too: an error status with a successful result in its body would contradict itself.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class ErrorBoundaryMiddleware:
             result = await call_next(ctx)
         except ServiceError as exc:
             call.fail(exc)
-            if is_tool_call:
+            if is_tool_call and call.http_status is None:
                 return error_result(exc)
             raise
         except MCPError as exc:  # a JSON-RPC error from the SDK or a handler

@@ -24,6 +24,7 @@ from typing import Any
 
 from mcp.server.context import ServerMiddleware
 
+from app.auth.metadata import resource_metadata_url
 from app.auth.principal import Principal
 from app.backends import CacheStore, IdempotencyStore, RateLimitStore
 from app.middleware.arguments import ArgumentsMiddleware
@@ -54,7 +55,12 @@ def build_chain(
     return [
         RequestScopeMiddleware(observer),
         ErrorBoundaryMiddleware(),
-        AuthorizationMiddleware(policies, auth_disabled=settings.auth_disabled, local_principal=local_principal),
+        AuthorizationMiddleware(
+            policies,
+            auth_disabled=settings.auth_disabled,
+            local_principal=local_principal,
+            resource_metadata=resource_metadata_url(settings),
+        ),
         RateLimitMiddleware(rate_limiter, settings),
         ListenLimitMiddleware(
             per_principal=settings.max_listen_streams_per_principal, total=settings.max_listen_streams

@@ -5,8 +5,9 @@ client holds are a resource like connections. The SDK caps them per process only
 that answers INTERNAL_ERROR to everyone, which lets one tenant use them all up. Here a principal
 past its own cap gets RATE_LIMITED and, past the process total (kept at most the SDK's, so this
 refusal always comes first), every caller gets UNAVAILABLE; both carry a retry hint and are
-answered before the stream opens. A slot is held for exactly as long as the handler runs: the
-stream ends, the client leaves (cancelled) or the server closes it, and the slot frees.
+answered before the stream opens, in HTTP too: 429 and 503 with ``Retry-After``
+(`app.http.refusals`). A slot is held for exactly as long as the handler runs: the stream ends,
+the client leaves (cancelled) or the server closes it, and the slot frees.
 
 Counts are per process: with several workers or replicas a principal may hold its cap in each.
 """
@@ -19,12 +20,15 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from app.auth.principal import current_principal
+from app.call import current_call
 from app.errors import ErrorCode, ServiceError
+from app.middleware.rate_limit import TOO_MANY_REQUESTS
 
 LISTEN = "subscriptions/listen"
 # A stream frees its slot only when its client leaves, which no server can predict: the hint is a
 # polite back-off, not a promise.
 RETRY_AFTER_MS = 5000
+SERVICE_UNAVAILABLE = 503
 
 
 class ListenLimitMiddleware:
@@ -38,7 +42,10 @@ class ListenLimitMiddleware:
         if ctx.method != LISTEN:
             return await call_next(ctx)
         principal_id = current_principal().id
+        call = current_call()
         if self._open[principal_id] >= self.per_principal:
+            if call is not None:
+                call.http_status = TOO_MANY_REQUESTS
             raise ServiceError(
                 ErrorCode.RATE_LIMITED,
                 f"too many open subscriptions/listen streams for this caller (limit {self.per_principal}); "
@@ -47,6 +54,8 @@ class ListenLimitMiddleware:
                 details={"limit": self.per_principal},
             )
         if self._open_total >= self.total:
+            if call is not None:
+                call.http_status = SERVICE_UNAVAILABLE
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
                 "this replica holds as many subscriptions/listen streams as it serves; retry later or elsewhere",

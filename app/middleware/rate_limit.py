@@ -3,8 +3,16 @@
 The bucket lives in the backend (one Redis Lua script: exact across replicas, clocked by Redis);
 `ResilientRateLimiter` applies the configured policy while Redis is down. A refusal raises
 RATE_LIMITED with ``retry_after_ms``; the error boundary shapes the answer and records the hint on
-the call context, from which the edge adds a ``Retry-After`` header when the response has not
-started yet (JSON responses and quick 2026-07-28 answers; an SSE stream has already sent its headers).
+the call context. Every decision leaves the bucket's size and what is left on the call context, and
+a refusal of anything but ``tools/call`` asks for HTTP 429: the edge (`app.http.refusals`) turns
+these into the SEP-3304 draft's status and ``Retry-After`` / ``RateLimit-*`` headers. A refused
+``tools/call`` stays an ``isError`` result in a 200 (the model reads it), with the same headers.
+Limits an upstream answers inside a tool are tool errors and never pass here.
+
+What is limited, and what is free: only the methods in `LIMITED_METHODS` spend tokens. Listing and
+discovery (``initialize``, ``ping``, ``server/discover``, every ``*/list``) stay free: a client
+re-lists whenever it connects or a list may have changed, and refusing that would break a session
+that made no real call (docs/configuration.md, "Rate limits").
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from app.settings import GuardSettings, RateTier
 # subscriptions/listen too: each one holds a stream, so opening them is what a flood would repeat.
 LIMITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get", "subscriptions/listen"})
 TIER_SCOPE_PREFIX = "tier:"
+TOO_MANY_REQUESTS = 429
 
 
 class RateLimitMiddleware:
@@ -58,6 +67,10 @@ class RateLimitMiddleware:
         if call is not None:
             call.rate_limit = "allowed" if decision.allowed else "limited"
             call.rate_limit_source = decision.source
+            call.rate_limit_limit = tier.capacity
+            call.rate_limit_remaining = decision.remaining
+            if not decision.allowed and ctx.method != "tools/call":
+                call.http_status = TOO_MANY_REQUESTS
         if decision.allowed:
             return await call_next(ctx)
         raise ServiceError(

@@ -12,12 +12,13 @@ from app.settings.base import RateTier, SettingsGroup
 class GuardSettings(SettingsGroup):
     """The guard chain's limits: rate-limit buckets and tiers, idempotency keys, tool timeouts, listen-stream caps."""
 
-    rate_limit_capacity: float = Field(60, gt=0, description="Default tier: bucket size (burst), in tokens.")
-    rate_limit_refill_per_second: float = Field(1.0, gt=0, description="Default tier: tokens added per second.")
+    # Sized in docs/configuration.md, "Rate limits": a busy agent fits the default, a shared key a tier.
+    rate_limit_capacity: float = Field(120, gt=0, description="Default tier: bucket size (burst), in tokens.")
+    rate_limit_refill_per_second: float = Field(2.0, gt=0, description="Default tier: tokens added per second.")
     rate_limit_tiers: dict[str, RateTier] = Field(
-        default_factory=dict,
-        description='More tiers, as JSON: {"pro": {"capacity": 600, "refill_per_second": 10}}. A principal with '
-        "scope tier:<name> gets that tier.",
+        default_factory=lambda: {"team": RateTier(capacity=600, refill_per_second=10)},
+        description="Tiers besides the default, as JSON (the default has a team tier, for a key several agents "
+        "share). A principal with scope tier:<name> gets that tier; setting this replaces the whole map.",
     )
     rate_limit_per_tool: bool = Field(False, description="One bucket per principal and tool instead of per principal.")
     rate_limit_fallback: Literal["local", "allow", "deny"] = Field(

@@ -48,6 +48,7 @@ async def test_a_principal_at_its_session_cap_is_refused_429_and_others_are_not(
         error = refused.json()["error"]
         assert error["data"]["code"] == "RATE_LIMITED"
         assert error["data"]["retryable"] is True
+        assert error["data"]["retryAfterMs"] == 1000
         assert error["data"]["details"] == {"limit": "sessions_per_principal", "cap": 2}
         assert error["message"].startswith("RATE_LIMITED: this principal already holds 2 sessions")
 

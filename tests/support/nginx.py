@@ -2,7 +2,9 @@
 
 No affinity (plain round robin over the replicas), passive health (``max_fails`` / ``fail_timeout``:
 a replica that refuses connections or answers 503 is skipped for a while), SSE passed through
-unbuffered, ``X-Request-Id`` set from nginx's ``$request_id`` so log lines join across the hop.
+unbuffered, ``X-Request-Id`` set from nginx's ``$request_id`` so log lines join across the hop. With
+``authorization`` set, nginx adds that ``Authorization`` header to every request: how a client that
+cannot send a token (the conformance suite's CLI has no option for one) reaches an authenticated service.
 
 Retries (``proxy_next_upstream``), and why they stop where they do:
 
@@ -105,8 +107,10 @@ class Nginx:
         keepalive: int = 16,
         read_timeout_seconds: float = 120.0,
         client_keepalive: bool = True,
+        authorization: str | None = None,
     ) -> None:
         self.directory = directory
+        self.authorization = authorization  # set on every proxied request (a client that sends no token)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.backends = list(backends)
         self.down: set[int] = set()
@@ -146,6 +150,7 @@ class Nginx:
             for p in self.backends
         )
         user = "user root;\n" if os.geteuid() == 0 else ""
+        authorization = f'proxy_set_header Authorization "{self.authorization}";' if self.authorization else ""
         d = self.directory
         return f"""{user}worker_processes 1;
 pid {d}/nginx.pid;
@@ -192,6 +197,7 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Request-Id $request_id;
+            {authorization}
             proxy_buffering off;
             proxy_request_buffering on;
             proxy_cache off;

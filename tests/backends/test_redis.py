@@ -248,7 +248,7 @@ async def assert_all_unavailable_quickly(backend: RedisBackend) -> None:
         with pytest.raises(BackendUnavailable) as caught:
             await operation()
         elapsed = time.monotonic() - started
-        assert elapsed < 1.0, f"{name} took {elapsed:.2f}s"
+        assert elapsed < 3.0, f"{name} took {elapsed:.2f}s"  # no hang (a hang is the 30 s+ default); loose for loaded CI
         assert PASSWORD not in str(caught.value)
         assert "127.0.0.1" not in str(caught.value)
     health = await backend.health()

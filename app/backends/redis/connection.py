@@ -94,6 +94,11 @@ FULL_MEMORY_SECONDS = 30.0
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, _UNAVAILABLE_ERRORS):
         return True
+    if isinstance(exc, redis_errors.RedisClusterException):
+        # The cluster client could not learn the topology (no node reachable, credentials refused,
+        # cluster support off on the node): it says so with the failure it met as the cause. Without
+        # one (a cross-slot command...) it is a bug, and propagates.
+        return isinstance(exc.__cause__, (redis_errors.RedisError, OSError))
     # "BUSY Redis is busy running a script": another client's script is hogging the server.
     return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("BUSY")
 
@@ -102,7 +107,7 @@ def _certainly_not_run(exc: BaseException) -> bool:
     """True when Redis did not run the command: it refused it, or the connection never opened."""
     if isinstance(exc, _REFUSALS):
         return True
-    if isinstance(exc, redis_errors.RedisClusterUnreachableError):
+    if isinstance(exc, redis_errors.RedisClusterException):
         # Raised by a topology refresh that reached no node (nothing sent), or in place of the
         # connection error of a command, kept as its cause: then that cause decides.
         cause = exc.__cause__

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -140,7 +141,13 @@ def measure_ops(calls: int) -> None:
                         node.close()
 
 
-def one_run(url: str, seconds: float, clients: int, max_calls: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc): a figure a shared machine's noise moves less."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(url: str, seconds: float, clients: int, max_calls: int) -> tuple[float, int]:
     done = [0]
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -165,7 +172,7 @@ def one_run(url: str, seconds: float, clients: int, max_calls: int) -> float:
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
-    return done[0] / (time.monotonic() - started)
+    return done[0] / (time.monotonic() - started), done[0]
 
 
 def measure_rps(seconds: float, runs: int, clients: int, max_calls: int) -> None:
@@ -178,11 +185,19 @@ def measure_rps(seconds: float, runs: int, clients: int, max_calls: int) -> None
             }
             try:
                 results: dict[str, list[float]] = {name: [] for name in services}
+                cpu: dict[str, list[float]] = {name: [] for name in services}
                 for _ in range(runs):
                     for name, service in services.items():
-                        results[name].append(one_run(service.base_url, seconds, clients, max_calls))
+                        assert service.proc is not None
+                        before = cpu_seconds(service.proc.pid)
+                        rate, calls = one_run(service.base_url, seconds, clients, max_calls)
+                        results[name].append(rate)
+                        cpu[name].append((cpu_seconds(service.proc.pid) - before) / max(calls, 1) * 1e6)
                 for name, values in results.items():
-                    print(f"{name}: req/s per run {[round(v) for v in values]}, median {statistics.median(values):.0f}")
+                    print(
+                        f"{name}: req/s per run {[round(v) for v in values]}, median {statistics.median(values):.0f}; "
+                        f"CPU us/call {[round(v) for v in cpu[name]]}, median {statistics.median(cpu[name]):.0f}"
+                    )
             finally:
                 for service in services.values():
                     service.stop()

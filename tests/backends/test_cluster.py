@@ -7,7 +7,6 @@ the ACL and TLS tests start servers of their own. Failover under load is in test
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from redis import exceptions as redis_errors
 from app.backends import BackendUnavailable, RedisBackend, RedisConnection, RedisMode
 from app.backends.subscriptions import RedisSubscriptionBus
 from app.settings import BackendSettings
-from tests.backends.conftest import lenient_redis_backend
-from tests.support.redis_cluster import RedisCluster
+from tests.backends.conftest import LENIENT_SECONDS, lenient_redis_backend
+from tests.support.redis_cluster import RedisCluster, TlsNode
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -106,8 +105,9 @@ async def test_an_acl_user_in_the_url_works_and_a_wrong_one_is_unavailable(
     with RedisServer(tmp_path / "acl", extra_args=ACL_USER) as single:
         port = acl_cluster.nodes[1].port if mode == "cluster" else single.port
         redis_mode: RedisMode = "cluster" if mode == "cluster" else "single"
-        good = RedisBackend(RedisConnection(f"redis://svc:s3cret-pw@127.0.0.1:{port}", mode=redis_mode))
-        bad = RedisBackend(RedisConnection(f"redis://svc:wrong-pw@127.0.0.1:{port}", mode=redis_mode))
+        lenient = {"socket_timeout_seconds": LENIENT_SECONDS, "connect_timeout_seconds": LENIENT_SECONDS}
+        good = RedisBackend(RedisConnection(f"redis://svc:s3cret-pw@127.0.0.1:{port}", mode=redis_mode, **lenient))
+        bad = RedisBackend(RedisConnection(f"redis://svc:wrong-pw@127.0.0.1:{port}", mode=redis_mode, **lenient))
         for backend in (good, bad):
             await backend.open()
         try:
@@ -124,8 +124,8 @@ async def test_an_acl_user_in_the_url_works_and_a_wrong_one_is_unavailable(
 
 
 @pytest.fixture(scope="module")
-def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    """A TLS-only redis-server (Debian's is built with TLS) with a self-signed CA: its port and CA file."""
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
@@ -133,39 +133,50 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", "0", "--tls-port", str(port),
-         "--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--save", "", "--dir", str(directory),
-         *ACL_USER],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        ping = ["redis-cli", "--tls", "--cacert", str(cert), "-p", str(port), "--user", "svc", "--pass", "s3cret-pw"]
-        for _ in range(200):
-            done = subprocess.run([*ping, "--no-auth-warning", "PING"], capture_output=True, text=True, timeout=5)
-            if done.stdout.strip() == "PONG":
-                break
-            anyio.run(anyio.sleep, 0.05)
-        else:
-            raise TimeoutError("TLS redis-server did not answer")
-        yield port, cert
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    return cert, key
 
 
-async def test_rediss_with_an_acl_user_works(tls_redis: tuple[int, Path]) -> None:
-    port, ca = tls_redis
-    backend = RedisBackend(RedisConnection(f"rediss://svc:s3cret-pw@127.0.0.1:{port}/0?ssl_ca_certs={ca}"))
-    plain = RedisBackend(RedisConnection(f"redis://svc:s3cret-pw@127.0.0.1:{port}/0"))
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory, tls_cert: tuple[Path, Path]) -> Iterator[TlsNode]:
+    """A TLS-only redis-server (Debian's is built with TLS) whose only user is ``svc``."""
+    with TlsNode(tmp_path_factory.mktemp("tls-single"), *tls_cert, ACL_USER) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory, tls_cert: tuple[Path, Path]) -> Iterator[RedisCluster]:
+    """Three TLS-only primaries (bus and replication over TLS too) whose only user is ``svc``."""
+    cluster = RedisCluster(
+        tmp_path_factory.mktemp("tls-cluster"),
+        replicas_per_primary=0,
+        extra_args=ACL_USER,
+        cli_auth=["--user", "svc", "--pass", "s3cret-pw", "--no-auth-warning"],
+        tls=tls_cert,
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("mode", ["single", "cluster"])
+async def test_rediss_with_an_acl_user_works(
+    mode: str, request: pytest.FixtureRequest, tls_cert: tuple[Path, Path]
+) -> None:
+    server: TlsNode | RedisCluster = request.getfixturevalue("tls_cluster" if mode == "cluster" else "tls_redis")
+    port = server.nodes[1].port if isinstance(server, RedisCluster) else server.port
+    redis_mode: RedisMode = "cluster" if mode == "cluster" else "single"
+    ca = tls_cert[0]
+    lenient = {"socket_timeout_seconds": LENIENT_SECONDS, "connect_timeout_seconds": LENIENT_SECONDS}
+    url = f"rediss://svc:s3cret-pw@127.0.0.1:{port}?ssl_ca_certs={ca}"
+    backend = RedisBackend(RedisConnection(url, mode=redis_mode, **lenient))
+    plain = RedisBackend(RedisConnection(f"redis://svc:s3cret-pw@127.0.0.1:{port}", mode=redis_mode))
     for each in (backend, plain):
         await each.open()
     try:
-        assert (await backend.rate_limits.acquire("p", capacity=2, refill_per_second=1)).allowed
+        for i in range(6):  # several keys: several slots, so several nodes in cluster mode
+            assert (await backend.rate_limits.acquire(f"p{i}", capacity=2, refill_per_second=1)).allowed
         await backend.cache.set("k", b"v", ttl_seconds=10, tags=["t"])
         assert await backend.cache.get("k") == b"v"
+        assert (await backend.health()).status == "healthy"
         with pytest.raises(BackendUnavailable):  # plain text to a TLS port: unavailable, never a hang
             await plain.ping()
     finally:

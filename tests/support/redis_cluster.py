@@ -3,7 +3,8 @@
 
 Each node is a `RedisServer` (free port, temp dir, stopped by its PID) with cluster mode on and a
 small ``cluster-node-timeout``, so a failover (`fail_primary`) completes in about a second or two.
-``extra_args`` (e.g. ``--requirepass``/``--masterauth``) go to every node.
+``extra_args`` (e.g. ACL users) go to every node; ``tls`` (a cert and key, the cert its own CA)
+makes every node TLS-only, its cluster bus and replication included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,34 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 NODE_TIMEOUT_MS = 1000
 
 
+class TlsNode(RedisServer):
+    """A TLS-only node: ``--port 0``, its port is the TLS port; answering means a TLS PING works."""
+
+    def __init__(self, directory: Path, cert: Path, key: Path, extra_args: list[str]) -> None:
+        tls = [
+            "--tls-port", "0",  # replaced in args(): the port is only known after __init__
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+            "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes",
+        ]  # fmt: skip
+        super().__init__(directory, extra_args=[*tls, *extra_args])
+        self.cert = cert
+
+    def args(self) -> list[str]:
+        args = super().args()
+        args[args.index("--port") + 1] = "0"
+        args[args.index("--tls-port") + 1] = str(self.port)
+        return args
+
+    def _answers_ping(self) -> bool:
+        done = subprocess.run(
+            [REDIS_CLI, "--tls", "--cacert", str(self.cert), "-p", str(self.port), "PING"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return done.stdout.strip() == "PONG" or "NOAUTH" in done.stdout + done.stderr
+
+
 class RedisCluster:
     def __init__(
         self,
@@ -29,16 +58,22 @@ class RedisCluster:
         replicas_per_primary: int = 1,
         extra_args: list[str] | None = None,
         cli_auth: list[str] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.directory = directory
         self.extra_args = extra_args or []
         self.cli_auth = cli_auth or []  # e.g. ["--user", "svc", "--pass", "..."] for redis-cli
+        self.tls = tls
+        if tls is not None:
+            self.cli_auth = [*self.cli_auth, "--tls", "--cacert", str(tls[0])]
         count = primaries * (1 + replicas_per_primary)
         self.replicas_per_primary = replicas_per_primary
-        self.nodes = [
-            RedisServer(directory / f"node{i}", extra_args=self._node_args(directory / f"node{i}"))
-            for i in range(count)
-        ]
+        self.nodes = [self._node(directory / f"node{i}") for i in range(count)]
+
+    def _node(self, directory: Path) -> RedisServer:
+        if self.tls is None:
+            return RedisServer(directory, extra_args=self._node_args(directory))
+        return TlsNode(directory, *self.tls, self._node_args(directory))
 
     def _node_args(self, directory: Path) -> list[str]:
         return [
@@ -55,6 +90,8 @@ class RedisCluster:
     @property
     def url(self) -> str:
         """A URL naming one node: the client discovers the others."""
+        if self.tls is not None:
+            return f"rediss://127.0.0.1:{self.nodes[0].port}?ssl_ca_certs={self.tls[0]}"
         return f"redis://127.0.0.1:{self.nodes[0].port}"
 
     def cli(self, port: int, *args: str, timeout: float = 10.0) -> str:

@@ -7,7 +7,9 @@ the ACL and TLS tests start servers of their own. Failover under load is in test
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from mcp.server.subscriptions import ServerEvent, ToolsListChanged
 from pydantic import ValidationError
 from redis import exceptions as redis_errors
 
-from app.backends import BackendUnavailable, RedisBackend, RedisConnection, RedisMode
+from app.backends import BackendUnavailable, RedisBackend, RedisClient, RedisConnection, RedisMode
 from app.backends.subscriptions import RedisSubscriptionBus
 from app.settings import BackendSettings
 from tests.backends.conftest import LENIENT_SECONDS, lenient_redis_backend
@@ -239,3 +241,48 @@ def test_cluster_mode_refuses_braces_in_the_prefix_and_unix_sockets() -> None:
         conn.slot_group("a}b")
     assert conn.slot_group("owner%3A1") == "{owner%3A1}"
     assert RedisConnection("redis://127.0.0.1:1").slot_group("owner%3A1") == "owner%3A1"
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection(redis_cluster: RedisCluster) -> None:
+    """redis-py's cluster client fails at once when a node's pool is full; the connection's gate makes
+    a burst wait instead (as single mode's blocking pool does), so every call of the burst succeeds."""
+    conn = RedisConnection(
+        redis_cluster.url,
+        mode="cluster",
+        key_prefix=f"burst-{uuid.uuid4().hex[:8]}:",
+        max_connections=4,
+        socket_timeout_seconds=LENIENT_SECONDS,
+        connect_timeout_seconds=LENIENT_SECONDS,
+    )
+    backend = RedisBackend(conn)
+    await backend.open()
+    try:
+        decisions = await asyncio.gather(
+            *(backend.rate_limits.acquire("same", capacity=100, refill_per_second=0.0001) for _ in range(40))
+        )
+        assert all(d.allowed for d in decisions)
+        assert min(d.remaining for d in decisions) == pytest.approx(60, abs=0.01)  # each one counted
+    finally:
+        await backend.close()
+
+
+async def test_waiting_past_the_deadline_for_a_connection_is_a_refusal(redis_cluster: RedisCluster) -> None:
+    conn = RedisConnection(redis_cluster.url, mode="cluster", max_connections=1, socket_timeout_seconds=0.05)
+    conn.open()
+    release = asyncio.Event()
+
+    async def hold(client: RedisClient) -> None:
+        await release.wait()
+
+    try:
+        holder = asyncio.create_task(conn.run("hold", hold))
+        await asyncio.sleep(0)
+        with pytest.raises(BackendUnavailable) as caught:
+            await conn.run("acquire", lambda client: client.ping(), writes=True)
+        assert str(caught.value) == "redis acquire: MaxConnectionsError"
+        assert not caught.value.maybe_applied  # it was never sent
+        release.set()
+        with pytest.raises(BackendUnavailable):  # the holder outlived its own deadline meanwhile
+            await holder
+    finally:
+        await conn.close()

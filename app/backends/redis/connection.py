@@ -154,6 +154,7 @@ class RedisConnection:
         # Worst legitimate case: connect, CLIENT SETNAME on the new connection, the command itself.
         self.deadline_seconds = connect_timeout_seconds + 2 * socket_timeout_seconds + 0.05
         self._client: Client | None = None
+        self._gate: asyncio.Semaphore | None = None  # cluster mode: at most max_connections commands at once
         self._texts: dict[str, str] = {}
         self._scripts: dict[str, AsyncScript] = {}
         self._refused_full_at: float | None = None  # monotonic time of the last OOM refusal
@@ -162,6 +163,11 @@ class RedisConnection:
         if self._client is not None:
             return
         self._client = self._open_cluster() if self.mode == "cluster" else self._open_single()
+        if self.mode == "cluster":
+            # redis-py's cluster client fails at once when a node's pool is full, where single mode's
+            # BlockingConnectionPool waits: this gate makes a burst wait for a connection, within the
+            # deadline, in both modes alike.
+            self._gate = asyncio.Semaphore(self._max_connections)
         self._scripts = {name: self._client.register_script(text) for name, text in self._texts.items()}
 
     def _open_single(self) -> Redis:
@@ -211,6 +217,7 @@ class RedisConnection:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        self._gate = None
         self._scripts = {}
         if client is not None:
             await client.aclose()
@@ -244,9 +251,22 @@ class RedisConnection:
         client = self._client
         if client is None:
             raise BackendUnavailable(f"redis {op}: backend not open")
+        gate = self._gate
         with self.unavailable_on_failure(op, writes=writes):
-            async with asyncio.timeout(self.deadline_seconds):
-                return await call(client)
+            if gate is None:
+                async with asyncio.timeout(self.deadline_seconds):
+                    return await call(client)
+            entered = False
+            try:
+                async with asyncio.timeout(self.deadline_seconds):
+                    async with gate:
+                        entered = True
+                        return await call(client)
+            except TimeoutError as exc:
+                if entered:
+                    raise
+                # Never sent: a refusal, as a full pool is in single mode.
+                raise redis_errors.MaxConnectionsError("no connection free within the deadline") from exc
 
     async def script(
         self, op: str, name: str, keys: Sequence[str], args: Sequence[str | bytes | float], *, writes: bool = True

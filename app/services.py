@@ -58,6 +58,7 @@ class Services:
         backend = build_backend(
             redis_url,
             key_prefix=settings.redis_key_prefix,
+            mode=settings.redis_mode,
             socket_timeout_seconds=settings.redis_timeout_seconds,
             connect_timeout_seconds=settings.redis_timeout_seconds,
             observer=backend_observer,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_cluster import RedisCluster
 from tests.support.service import ServiceProcess
 
 ServiceFactory = Callable[..., ServiceProcess]
@@ -49,6 +50,14 @@ def conformance_service(request: pytest.FixtureRequest, module_service_factory: 
     # The suite makes hundreds of calls in seconds: a bucket that never refuses it.
     env = {"MCPS_PACKS": "conformance", "MCPS_TRANSPORT_MODE": request.param, "MCPS_RATE_LIMIT_CAPACITY": "100000"}
     return module_service_factory(env)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real Redis Cluster on loopback (3 primaries, 3 replicas), shared by the session: every user
+    takes a key prefix of its own; a test that fails a node over waits until the cluster is ok again."""
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ from app.backends.base import (
 from app.backends.leasing import LeasingRateLimiter
 from app.backends.memory import MemoryCache, MemoryIdempotencyStore, MemoryRateLimitStore
 from app.backends.redis import RedisConnection
+from app.backends.redis.connection import Client as RedisClient
+from app.backends.redis.connection import RedisMode
 from app.backends.resilient import FallbackPolicy, ResilientRateLimiter
 from app.backends.tiered import TieredCache
 from app.health import HealthRegistry
@@ -51,7 +53,9 @@ __all__ = [
     "RateDecision",
     "RateLimitStore",
     "RedisBackend",
+    "RedisClient",
     "RedisConnection",
+    "RedisMode",
     "ResilientRateLimiter",
     "TieredCache",
     "TokenBucketStore",
@@ -65,12 +69,14 @@ def build_backend(
     redis_url: str | None,
     *,
     key_prefix: str = "mcps:",
+    mode: RedisMode = "single",
     socket_timeout_seconds: float = 0.25,
     connect_timeout_seconds: float = 0.25,
     memory_max_keys: int = 100_000,
     observer: OperationObserver | None = None,
 ) -> Backend:
-    """Redis when ``redis_url`` is set (``redis://``, ``rediss://`` or ``unix://``), else memory.
+    """Redis when ``redis_url`` is set (``redis://``, ``rediss://`` or ``unix://``), else memory;
+    ``mode`` says whether the URL names one Redis or a node of a Redis Cluster.
 
     ``observer`` is told about every Redis operation (metrics, traces); memory has none to report.
     No I/O here: call ``await backend.open()`` in the app's lifespan and ``close()`` at shutdown.
@@ -80,6 +86,7 @@ def build_backend(
             RedisConnection(
                 redis_url,
                 key_prefix=key_prefix,
+                mode=mode,
                 socket_timeout_seconds=socket_timeout_seconds,
                 connect_timeout_seconds=connect_timeout_seconds,
                 observer=observer,

@@ -9,7 +9,10 @@ the listener reconnects with backoff (stamina); delivery is fire-and-forget by t
 re-listen and refetch), so nothing is replayed after an outage.
 
 The bus uses the backend's `RedisConnection`, not a client of its own: one pool, one failure policy
-(`BackendUnavailable`), one observer. The channel is ``{key_prefix}events``.
+(`BackendUnavailable`), one observer. The channel is ``{key_prefix}events``. In cluster mode it is
+a sharded channel (SPUBLISH / SSUBSCRIBE, Redis 7): classic pub/sub there broadcasts every message
+to every node over the cluster bus; a sharded channel lives on the primary owning its slot (its
+replicas too), and redis-py's cluster pub/sub follows it when that slot moves or fails over.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
-from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.exceptions import RedisError
 
 from app.backends.base import BackendUnavailable
-from app.backends.redis.connection import RedisConnection
+from app.backends.redis.connection import Client, RedisConnection
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +81,10 @@ class RedisSubscriptionBus:
     async def publish(self, event: ServerEvent) -> None:
         message = encode(event)
 
-        async def call(client: Redis) -> int:
+        async def call(client: Client) -> int:
+            if isinstance(client, RedisCluster):
+                sharded: int = await client.spublish(self._channel, message)
+                return sharded
             receivers: int = await client.publish(self._channel, message)
             return receivers
 
@@ -131,13 +137,19 @@ class RedisSubscriptionBus:
         pubsub = self._redis.pubsub()
         try:
             with self._redis.unavailable_on_failure("subscribe"):
-                await pubsub.subscribe(self._channel)
+                if isinstance(pubsub, ClusterPubSub):
+                    await pubsub.ssubscribe(self._channel)
+                else:
+                    await pubsub.subscribe(self._channel)
             self.connected = True
             try:
                 with self._redis.unavailable_on_failure("listen"):
                     while True:
-                        message = await pubsub.get_message(timeout=1.0)
-                        if message is not None and message.get("type") == "message":
+                        if isinstance(pubsub, ClusterPubSub):
+                            message = await pubsub.get_sharded_message(timeout=1.0)
+                        else:
+                            message = await pubsub.get_message(timeout=1.0)
+                        if message is not None and message.get("type") in ("message", "smessage"):
                             event = decode(message["data"])
                             if event is not None:
                                 self._deliver(event)

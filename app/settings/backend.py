@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from app.settings.base import SettingsGroup
 
@@ -12,8 +14,15 @@ class BackendSettings(SettingsGroup):
 
     redis_url: SecretStr | None = Field(
         None,
-        description="redis://[:password@]host:port/db (or rediss://): the state every replica shares (rate limits, "
-        "cache, idempotency, tasks). Unset: in-process memory, correct for one replica only.",
+        description="redis://[user:password@]host:port/db (rediss:// for TLS): the state every replica shares "
+        "(rate limits, cache, idempotency, tasks). Unset: in-process memory, correct for one replica only. "
+        "In cluster mode: any node of the cluster (or its configuration endpoint), db 0.",
+    )
+    redis_mode: Literal["single", "cluster"] = Field(
+        "single",
+        description="single: one Redis (or a managed primary endpoint). cluster: a Redis Cluster (the client "
+        "discovers the nodes from the URL's and follows redirects; keys are hash-tagged so each script "
+        "runs in one slot; events use sharded pub/sub).",
     )
     redis_key_prefix: str = Field("mcps:", min_length=1, max_length=64, description="Prefix of every Redis key.")
     redis_timeout_seconds: float = Field(
@@ -30,3 +39,13 @@ class BackendSettings(SettingsGroup):
         if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _cluster_constraints(self) -> BackendSettings:
+        if self.redis_mode != "cluster":
+            return self
+        if self.redis_url is not None and self.redis_url.get_secret_value().startswith("unix://"):
+            raise ValueError("MCPS_REDIS_MODE=cluster needs a redis:// or rediss:// URL (a node's address)")
+        if "{" in self.redis_key_prefix or "}" in self.redis_key_prefix:
+            raise ValueError("MCPS_REDIS_KEY_PREFIX must not contain '{' or '}' in cluster mode (hash tags)")
+        return self

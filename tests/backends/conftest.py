@@ -1,4 +1,5 @@
-"""Fixtures for the backend contract: the same tests run against memory and a real Redis on loopback.
+"""Fixtures for the backend contract: the same tests run against memory, a real Redis on loopback and
+a real Redis Cluster on loopback (3 primaries, 3 replicas: ``redis_cluster``, shared by the session).
 
 ``redis_server`` is shared by the session and never stopped; tests that stop, pause or restart
 Redis take ``own_redis`` (a fresh server of their own). Each Redis backend gets a unique key
@@ -15,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.backends import Backend, MemoryBackend, RedisBackend, RedisConnection
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
 
 
@@ -40,24 +42,27 @@ def unique_prefix() -> str:
     return f"test:{uuid.uuid4().hex[:12]}:"
 
 
-def lenient_redis_backend(server: RedisServer) -> RedisBackend:
-    """A Redis backend on the shared server under a prefix of its own, with lenient timeouts."""
+def lenient_redis_backend(server: RedisServer | RedisCluster) -> RedisBackend:
+    """A Redis backend on the shared server (or cluster) under a prefix of its own, with lenient timeouts."""
     return RedisBackend(
         RedisConnection(
             server.url,
             key_prefix=unique_prefix(),
+            mode="cluster" if isinstance(server, RedisCluster) else "single",
             socket_timeout_seconds=LENIENT_SECONDS,
             connect_timeout_seconds=LENIENT_SECONDS,
         )
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """Each backend, opened."""
     built: Backend
     if request.param == "memory":
         built = MemoryBackend(max_keys=10_000)
+    elif request.param == "cluster":
+        built = lenient_redis_backend(request.getfixturevalue("redis_cluster"))
     else:
         built = lenient_redis_backend(request.getfixturevalue("redis_server"))
     await built.open()

@@ -1,4 +1,5 @@
-"""A fleet on loopback: several service processes sharing one Redis (AOF on), behind nginx.
+"""A fleet on loopback: several service processes sharing one Redis (AOF on), or a Redis Cluster
+(``cluster=``: the session's 3-primary cluster, under a key prefix of the fleet's own), behind nginx.
 
 `Fleet` starts N replicas with identical settings (API keys, request-state keys, Redis), then
 nginx round-robin in front of them (`tests.support.nginx`). Replicas can be restarted on the same
@@ -13,6 +14,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ import pytest
 from app.auth.api_keys import digest, new_key
 from tests.support.nginx import Nginx, sse_replica_id
 from tests.support.plugins import install_test_packs
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
 from tests.support.rpc import call_tool, final
 from tests.support.service import ServiceProcess
@@ -83,7 +86,7 @@ class Replica(ServiceProcess):
 @dataclass
 class Fleet:
     directory: Path
-    redis: RedisServer
+    redis: RedisServer | None  # None on a cluster: the cluster outlives the fleet
     env: dict[str, str]
     size: int
     replicas: list[Replica] = field(default_factory=list)
@@ -137,7 +140,8 @@ class Fleet:
             self.nginx.stop()
         with concurrent.futures.ThreadPoolExecutor(max(1, len(self.replicas))) as pool:
             codes = list(pool.map(lambda r: r.stop(), self.replicas))
-        self.redis.stop()
+        if self.redis is not None:
+            self.redis.stop()
         return codes
 
     def log_records(self) -> list[dict[str, Any]]:
@@ -153,9 +157,18 @@ def fleet_factory(tmp_path: Path) -> Iterator[FleetFactory]:
     fleets: list[Fleet] = []
 
     def make(
-        size: int = 3, *, nginx: dict[str, Any] | None = None, redis_fsync: str = "everysec", **extra: str
+        size: int = 3,
+        *,
+        nginx: dict[str, Any] | None = None,
+        redis_fsync: str = "everysec",
+        cluster: RedisCluster | None = None,
+        **extra: str,
     ) -> Fleet:
         directory = tmp_path / f"fleet-{len(fleets)}"
+        if cluster is not None:
+            fleet = cluster_fleet(directory, cluster, size, **extra)
+            fleets.append(fleet)
+            return fleet.start(**(nginx or {}))
         redis = RedisServer(directory / "redis", appendonly=True, appendfsync=redis_fsync).start()
         env = fleet_env(directory / "site", redis.url, size, **extra)
         fleet = Fleet(directory, redis, env, size)
@@ -169,12 +182,23 @@ def fleet_factory(tmp_path: Path) -> Iterator[FleetFactory]:
             fleet.stop()
 
 
-@pytest.fixture(scope="module")
-def module_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """One three-replica fleet shared by a module's tests (they use their own principals and keys)."""
+def cluster_fleet(directory: Path, cluster: RedisCluster, size: int, **extra: str) -> Fleet:
+    """A fleet (not started) on ``cluster``, under a key prefix of its own."""
+    extra = {"MCPS_REDIS_MODE": "cluster", "MCPS_REDIS_KEY_PREFIX": f"fleet-{uuid.uuid4().hex[:8]}:", **extra}
+    return Fleet(directory, None, fleet_env(directory / "site", cluster.url, size, **extra), size)
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def module_fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One three-replica fleet shared by a module's tests (they use their own principals and keys), on a
+    Redis of its own, then on the session's Redis Cluster."""
     directory = tmp_path_factory.mktemp("fleet")
-    redis = RedisServer(directory / "redis", appendonly=True).start()
-    fleet = Fleet(directory, redis, fleet_env(directory / "site", redis.url, 3), 3)
+    fleet: Fleet
+    if request.param == "cluster":
+        fleet = cluster_fleet(directory, request.getfixturevalue("redis_cluster"), 3)
+    else:
+        redis = RedisServer(directory / "redis", appendonly=True).start()
+        fleet = Fleet(directory, redis, fleet_env(directory / "site", redis.url, 3), 3)
     try:
         yield fleet.start()
     finally:

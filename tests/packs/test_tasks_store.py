@@ -30,6 +30,7 @@ from app.packs.tasks import (
 )
 from app.packs.tasks.cursor import CursorCodec, InvalidCursor
 from app.packs.tasks.models import derived_task_id
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -58,11 +59,31 @@ async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[R
         await backend.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
+async def tasks_cluster_backend(redis_cluster: RedisCluster) -> AsyncIterator[RedisBackend]:
+    """The same on the session's Redis Cluster: an owner's keys share a hash tag, so each script runs."""
+    backend = RedisBackend(
+        RedisConnection(
+            redis_cluster.url,
+            mode="cluster",
+            key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
+            socket_timeout_seconds=2,
+            connect_timeout_seconds=2,
+        )
+    )
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def tasks_store(request: pytest.FixtureRequest) -> TaskStore:
     if request.param == "memory":
         return MemoryTaskStore()
-    backend: RedisBackend = request.getfixturevalue("tasks_redis_backend")
+    name = "tasks_cluster_backend" if request.param == "cluster" else "tasks_redis_backend"
+    backend: RedisBackend = request.getfixturevalue(name)
     return RedisTaskStore(backend.redis)
 
 
@@ -256,3 +277,19 @@ def test_cursor_codec_binds_listing_and_supports_rotation() -> None:
     forged_position = CursorCodec([old]).encode("not-an-order-key", binding)
     with pytest.raises(InvalidCursor):
         CursorCodec([old]).decode(forged_position, binding)
+
+
+async def test_cluster_layout_keeps_an_owner_in_one_slot(
+    tasks_cluster_backend: RedisBackend, redis_cluster: RedisCluster
+) -> None:
+    """In cluster mode an owner's keys carry its percent-encoded id as a hash tag (braces in the id too)."""
+    store = RedisTaskStore(tasks_cluster_backend.redis)
+    task = await store.create("me:{1}", draft(), actor="me", max_tasks=10)
+    prefix = f"{tasks_cluster_backend.key_prefix}tasks:{{me%3A%7B1%7D}}:"
+    names = [f"{prefix}t:{task.id}", f"{prefix}idx", f"{prefix}h:{task.id}"]
+    slots = {redis_cluster.cli(redis_cluster.nodes[0].port, "CLUSTER", "KEYSLOT", name).strip() for name in names}
+    assert len(slots) == 1
+    owner = redis_cluster.node_for_key(names[0])
+    assert redis_cluster.cli(owner.port, "HGET", names[0], "v").strip() == "1"
+    await store.delete("me:{1}", task.id, actor="me")
+    assert redis_cluster.cli(owner.port, "EXISTS", names[0]).strip() == "0"

@@ -1,5 +1,10 @@
 """A tagged cache in Redis: entries are ``{prefix}c:{key}`` hashes ``{v, t}`` with a TTL; tag ``x`` is
-the set ``{prefix}t:{x}`` of the entries stored with it.
+the set ``{prefix}t:{x}`` of the entries stored with it. In cluster mode both live under one hash
+tag, ``{prefix}{cache}:c:...`` and ``{prefix}{cache}:t:...``: an entry may carry several tags and an
+invalidation names several, so one script touches an entry and any tag sets, which must share a slot;
+per-tag slots would split those scripts and lose their atomicity (an entry dropped under one tag,
+left under another). The cache is the lightest Redis load (an L1 in front, see `TieredCache`),
+so one slot is the price; see docs/deployment.md.
 
 Writes and invalidations are one script each (``lua/cache_set.lua``, ``lua/cache_invalidate.lua``),
 so an entry and its tag sets change together; reads are plain commands.
@@ -11,10 +16,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from app.backends.base import CacheEntry, check_ttl, ttl_ms
-from app.backends.redis.connection import RedisConnection, lua_script
+from app.backends.redis.connection import Client, RedisConnection, lua_script
 
 _SET = lua_script("cache_set")
 _INVALIDATE = lua_script("cache_invalidate")
@@ -25,15 +28,16 @@ class RedisCache:
 
     def __init__(self, conn: RedisConnection) -> None:
         self._conn = conn
-        self._entry_prefix = f"{conn.key_prefix}c:"
-        self._tag_prefix = f"{conn.key_prefix}t:"
+        base = f"{conn.key_prefix}{conn.slot_group('cache')}:" if conn.mode == "cluster" else conn.key_prefix
+        self._entry_prefix = f"{base}c:"
+        self._tag_prefix = f"{base}t:"
         conn.add_script("cache_set", _SET)
         conn.add_script("cache_invalidate", _INVALIDATE)
 
     async def get(self, key: str) -> bytes | None:
         name = self._entry_prefix + key
 
-        async def call(client: Redis) -> bytes | None:
+        async def call(client: Client) -> bytes | None:
             value = await client.hget(name, "v")
             return value.encode() if isinstance(value, str) else value  # str only if decode_responses were on
 
@@ -42,7 +46,7 @@ class RedisCache:
     async def get_entry(self, key: str) -> CacheEntry | None:
         name = self._entry_prefix + key
 
-        async def call(client: Redis) -> list[Any]:
+        async def call(client: Client) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hmget(name, ["v", "t"])
                 pipe.pttl(name)

@@ -23,7 +23,14 @@ EVALSHA and, on NOSCRIPT (Redis restarted, SCRIPT FLUSH, a failover to a replica
 script), loads the script and retries once, by itself.
 
 Every key and channel of the app starts with ``key_prefix``, so several services can share a Redis.
-Not for Redis Cluster as is: the cache scripts touch an entry and its tag sets in one call.
+
+Two modes, one API: ``single`` (one Redis, or a primary behind a managed endpoint) and ``cluster``
+(redis-py's `RedisCluster`: the URL names any node, the client discovers the rest and follows
+MOVED/ASK redirects itself). A Lua script runs on one node, so the keys of one script must share
+a slot: stores build such keys with `slot_group`, which wraps a group's name in a hash tag in
+cluster mode only (so single-mode keys are the ones earlier versions wrote). Cluster refusals
+(CLUSTERDOWN, TRYAGAIN, a redirect loop, a slot no node serves, no node reachable) are
+availability failures like the others, and refusals certainly did not run.
 """
 
 from __future__ import annotations
@@ -34,11 +41,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -47,6 +55,10 @@ from app.backends.base import BackendUnavailable, OperationObserver
 
 T = TypeVar("T")
 
+RedisMode = Literal["single", "cluster"]
+# What a store's call is handed: the same command API in both modes (redis-py's own union).
+Client = Redis | RedisCluster
+
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,  # refused, reset, auth, LOADING (BusyLoadingError), pool exhausted
     redis_errors.TimeoutError,
@@ -54,6 +66,10 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.OutOfMemoryError,  # maxmemory with noeviction: no writes
     redis_errors.TryAgainError,
     redis_errors.MasterDownError,
+    redis_errors.ClusterError,  # CLUSTERDOWN (no quorum, slots uncovered during a failover)
+    redis_errors.AskError,  # MOVED / ASK still redirecting after the client's own redirect budget
+    redis_errors.SlotNotCoveredError,  # the client knows no node for the slot (topology in flux)
+    redis_errors.RedisClusterUnreachableError,  # no node of the cluster answered
     TimeoutError,  # our own deadline
     OSError,
 )
@@ -61,7 +77,8 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 # Redis (or the pool) answered with a refusal: whatever was asked did not run.
 _REFUSALS: tuple[type[BaseException], ...] = (
-    redis_errors.ResponseError,  # OOM, READONLY, TRYAGAIN, MASTERDOWN, BUSY: error replies
+    redis_errors.ResponseError,  # OOM, READONLY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN, MOVED, BUSY: error replies
+    redis_errors.SlotNotCoveredError,  # decided in the client, before anything was sent
     redis_errors.BusyLoadingError,
     redis_errors.AuthenticationError,
     redis_errors.AuthorizationError,
@@ -77,6 +94,11 @@ FULL_MEMORY_SECONDS = 30.0
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, _UNAVAILABLE_ERRORS):
         return True
+    if isinstance(exc, redis_errors.RedisClusterException):
+        # The cluster client could not learn the topology (no node reachable, credentials refused,
+        # cluster support off on the node): it says so with the failure it met as the cause. Without
+        # one (a cross-slot command...) it is a bug, and propagates.
+        return isinstance(exc.__cause__, (redis_errors.RedisError, OSError))
     # "BUSY Redis is busy running a script": another client's script is hogging the server.
     return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("BUSY")
 
@@ -85,6 +107,11 @@ def _certainly_not_run(exc: BaseException) -> bool:
     """True when Redis did not run the command: it refused it, or the connection never opened."""
     if isinstance(exc, _REFUSALS):
         return True
+    if isinstance(exc, redis_errors.RedisClusterException):
+        # Raised by a topology refresh that reached no node (nothing sent), or in place of the
+        # connection error of a command, kept as its cause: then that cause decides.
+        cause = exc.__cause__
+        return cause is None or _certainly_not_run(cause)
     return isinstance(exc, redis_errors.ConnectionError) and isinstance(exc.__cause__, _NOT_CONNECTED)
 
 
@@ -106,14 +133,19 @@ class RedisConnection:
         url: str,
         *,
         key_prefix: str = "mcps:",
+        mode: RedisMode = "single",
         socket_timeout_seconds: float = 0.25,
         connect_timeout_seconds: float = 0.25,
         max_connections: int = 50,
         health_check_interval_seconds: int = 15,
         observer: OperationObserver | None = None,
     ) -> None:
+        if mode == "cluster" and ("{" in key_prefix or "}" in key_prefix):
+            # A brace in the prefix would become every key's hash tag: the whole app in one slot.
+            raise ValueError("in cluster mode the key prefix must not contain '{' or '}'")
         self._url = url  # may carry a password: never log it, never put it in a message
         self.key_prefix = key_prefix
+        self.mode: RedisMode = mode
         self._socket_timeout = socket_timeout_seconds
         self._connect_timeout = connect_timeout_seconds
         self._max_connections = max_connections
@@ -121,7 +153,8 @@ class RedisConnection:
         self._observer = observer
         # Worst legitimate case: connect, CLIENT SETNAME on the new connection, the command itself.
         self.deadline_seconds = connect_timeout_seconds + 2 * socket_timeout_seconds + 0.05
-        self._client: Redis | None = None
+        self._client: Client | None = None
+        self._gate: asyncio.Semaphore | None = None  # cluster mode: at most max_connections commands at once
         self._texts: dict[str, str] = {}
         self._scripts: dict[str, AsyncScript] = {}
         self._refused_full_at: float | None = None  # monotonic time of the last OOM refusal
@@ -129,6 +162,15 @@ class RedisConnection:
     def open(self) -> None:
         if self._client is not None:
             return
+        self._client = self._open_cluster() if self.mode == "cluster" else self._open_single()
+        if self.mode == "cluster":
+            # redis-py's cluster client fails at once when a node's pool is full, where single mode's
+            # BlockingConnectionPool waits: this gate makes a burst wait for a connection, within the
+            # deadline, in both modes alike.
+            self._gate = asyncio.Semaphore(self._max_connections)
+        self._scripts = {name: self._client.register_script(text) for name, text in self._texts.items()}
+
+    def _open_single(self) -> Redis:
         pool = BlockingConnectionPool.from_url(
             self._url,
             max_connections=self._max_connections,
@@ -139,8 +181,31 @@ class RedisConnection:
             health_check_interval=self._health_check_interval,  # PING a connection idle this long before use
             client_name="mcp-service",
         )
-        self._client = Redis.from_pool(pool)  # the client owns the pool and closes it
-        self._scripts = {name: self._client.register_script(text) for name, text in self._texts.items()}
+        return Redis.from_pool(pool)  # the client owns the pool and closes it
+
+    def _open_cluster(self) -> RedisCluster:
+        """The cluster client: it learns the topology from the URL's node at its first command (not
+        here: no I/O), follows MOVED/ASK by itself, and re-reads the topology after a node fails.
+        No retries of a failed command (as in single mode): the next call finds the new topology,
+        and the caller decides what this failure means. ``max_connections`` is per node."""
+        return RedisCluster.from_url(
+            self._url,
+            max_connections=self._max_connections,
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=self._health_check_interval,
+            client_name="mcp-service",
+        )
+
+    def slot_group(self, group: str) -> str:
+        """``group`` as the part of a key name that keeps the keys of one script in one slot: a hash
+        tag (``{group}``) in cluster mode, the name itself in single mode, whose keys thus stay the ones
+        earlier versions wrote. Every key a script touches must carry the same group; ``group`` must
+        not contain braces (percent-encode caller-controlled text first)."""
+        if "{" in group or "}" in group:
+            raise ValueError(f"a slot group must not contain braces: {group!r}")
+        return f"{{{group}}}" if self.mode == "cluster" else group
 
     def add_script(self, name: str, text: str) -> None:
         """Register a Lua script under ``name`` (a store's own, or a pack's), to run with `script`."""
@@ -152,6 +217,7 @@ class RedisConnection:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        self._gate = None
         self._scripts = {}
         if client is not None:
             await client.aclose()
@@ -173,7 +239,7 @@ class RedisConnection:
                 f"redis {op}: {type(exc).__name__}", maybe_applied=maybe_applied, full=full
             ) from exc
 
-    async def run(self, op: str, call: Callable[[Redis], Awaitable[T]], *, writes: bool = False) -> T:
+    async def run(self, op: str, call: Callable[[Client], Awaitable[T]], *, writes: bool = False) -> T:
         """Run ``call`` with the client within the deadline; availability failures -> `BackendUnavailable`
         (``writes``: ``call`` changes state, so a failure says whether it may have been applied)."""
         if self._observer is None:
@@ -181,13 +247,26 @@ class RedisConnection:
         with self._observer.operation(op):
             return await self._run(op, call, writes)
 
-    async def _run(self, op: str, call: Callable[[Redis], Awaitable[T]], writes: bool) -> T:
+    async def _run(self, op: str, call: Callable[[Client], Awaitable[T]], writes: bool) -> T:
         client = self._client
         if client is None:
             raise BackendUnavailable(f"redis {op}: backend not open")
+        gate = self._gate
         with self.unavailable_on_failure(op, writes=writes):
-            async with asyncio.timeout(self.deadline_seconds):
-                return await call(client)
+            if gate is None:
+                async with asyncio.timeout(self.deadline_seconds):
+                    return await call(client)
+            entered = False
+            try:
+                async with asyncio.timeout(self.deadline_seconds):
+                    async with gate:
+                        entered = True
+                        return await call(client)
+            except TimeoutError as exc:
+                if entered:
+                    raise
+                # Never sent: a refusal, as a full pool is in single mode.
+                raise redis_errors.MaxConnectionsError("no connection free within the deadline") from exc
 
     async def script(
         self, op: str, name: str, keys: Sequence[str], args: Sequence[str | bytes | float], *, writes: bool = True
@@ -195,20 +274,21 @@ class RedisConnection:
         """EVALSHA the named script (NOSCRIPT recovery included, see the module docstring); a script
         writes unless the caller says otherwise."""
 
-        async def call(client: Redis) -> Any:
+        async def call(client: Client) -> Any:
             # Looked up with the client (no await between): both are set by `open`, cleared by `close`.
             return await self._scripts[name](keys=list(keys), args=list(args), client=client)
 
         return await self.run(op, call, writes=writes)
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub handle on this pool (it holds one connection while subscribed); not open -> unavailable."""
+    def pubsub(self) -> PubSub | ClusterPubSub:
+        """A pub/sub handle (it holds one connection while subscribed; in cluster mode, one per node it
+        listens to: use sharded channels there, SSUBSCRIBE); not open -> unavailable."""
         if self._client is None:
             raise BackendUnavailable("redis subscribe: backend not open")
         return self._client.pubsub(ignore_subscribe_messages=True)
 
     async def ping(self) -> None:
-        async def call(client: Redis) -> bool:
+        async def call(client: Client) -> bool:
             answered: bool = await client.ping()
             return answered
 
@@ -222,11 +302,16 @@ class RedisConnection:
         if refused_at is not None and time.monotonic() - refused_at < FULL_MEMORY_SECONDS:
             return True
 
-        async def call(client: Redis) -> dict[str, Any]:
+        async def call(client: Client) -> list[dict[str, Any]]:
+            if isinstance(client, RedisCluster):  # every primary takes writes: any full one refuses some
+                return [await client.info("memory", target_nodes=node) for node in client.get_primaries()]
             info: dict[str, Any] = await client.info("memory")
-            return info
+            return [info]
 
-        info = await self.run("info memory", call)
-        limit = int(info.get("maxmemory", 0))
-        policy = str(info.get("maxmemory_policy", ""))
-        return limit > 0 and policy == "noeviction" and int(info.get("used_memory", 0)) >= limit
+        return any(_full(info) for info in await self.run("info memory", call))
+
+
+def _full(info: dict[str, Any]) -> bool:
+    limit = int(info.get("maxmemory", 0))
+    policy = str(info.get("maxmemory_policy", ""))
+    return limit > 0 and policy == "noeviction" and int(info.get("used_memory", 0)) >= limit

@@ -1,6 +1,8 @@
 """Tasks in Redis: shared by every replica, through the backend's own connection pool.
 
-Layout (``{p}`` is the backend's key prefix, ``{o}`` the owner's id percent-encoded, so it holds no ``:``):
+Layout (``{p}`` is the backend's key prefix, ``{o}`` the owner's id percent-encoded, so it holds no ``:``
+and no braces; in cluster mode it is a hash tag, ``{p}tasks:{{o}}:...``, so an owner's tasks, index
+and histories share a slot and each script runs on one node: `RedisConnection.slot_group`):
 
 - ``{p}tasks:{o}:t:{id}``  hash ``{v: version, d: task JSON}``
 - ``{p}tasks:{o}:idx``     sorted set, every score 0, members ``order_key`` (created_at micros, ``:``, id),
@@ -25,9 +27,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from redis.asyncio import Redis
-
-from app.backends import BackendUnavailable, RedisConnection
+from app.backends import BackendUnavailable, RedisClient, RedisConnection
 from app.packs.tasks.models import (
     Task,
     TaskChanges,
@@ -70,7 +70,7 @@ class RedisTaskStore:
 
     # --- keys ---------------------------------------------------------------------------------------
     def _tenant(self, owner: str) -> str:
-        return f"{self._prefix}{quote(owner, safe='')}:"
+        return f"{self._prefix}{self._conn.slot_group(quote(owner, safe=''))}:"
 
     def _task_key(self, owner: str, task_id: str) -> str:
         return f"{self._tenant(owner)}t:{task_id}"
@@ -123,7 +123,7 @@ class RedisTaskStore:
     async def get(self, owner: str, task_id: str) -> Task:
         key = self._task_key(owner, task_id)
 
-        async def call(client: Redis) -> Any:
+        async def call(client: RedisClient) -> Any:
             return await client.hget(key, "d")
 
         data = await self._conn.run("tasks get", call)
@@ -148,7 +148,7 @@ class RedisTaskStore:
             batch = min(budget, 500, wanted * 4 if filtered else wanted)
             start = f"({position}" if position is not None else "-"
 
-            async def call(client: Redis, start: str = start, batch: int = batch) -> tuple[list[Any], list[Any]]:
+            async def call(client: RedisClient, start: str = start, batch: int = batch) -> tuple[list[Any], list[Any]]:
                 members: list[Any] = await client.zrange(index, start, "+", bylex=True, offset=0, num=batch)
                 if not members:
                     return [], []
@@ -219,7 +219,7 @@ class RedisTaskStore:
         key = self._history_key(owner, task_id)
         start = f"{max(after_version, 0) + 1}-0"
 
-        async def call(client: Redis) -> list[Any]:
+        async def call(client: RedisClient) -> list[Any]:
             # One round trip, no MULTI/EXEC (Redis refuses a transaction at maxmemory). Not atomic, and
             # need not be: the stream only grows until its whole key expires.
             async with client.pipeline(transaction=False) as pipe:
@@ -243,7 +243,7 @@ class RedisTaskStore:
         key = f"{self._prefix}cursor-secret"
         mine = secrets.token_hex(32)
 
-        async def call(client: Redis) -> Any:
+        async def call(client: RedisClient) -> Any:
             return await client.set(key, mine, nx=True, get=True)
 
         existing = await self._conn.run("tasks secret", call)

@@ -5,7 +5,7 @@
 
 Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
 `GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
-manager, and marks the process ready; shutdown unwinds in reverse.
+managers, and marks the process ready; shutdown unwinds in reverse.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def create_app(
     services = Services.create(settings, metrics, backend_observer=RedisOperationMetrics(metrics))
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
     server = build_mcp_server(services, observer, packs)
-    mcp_app, session_manager = build_mcp_app(server, settings)
+    notifying = [name for name, policy in services.policies.tools.items() if policy.notifies]
+    mcp_app, session_managers = build_mcp_app(server, settings, notifying)
     close_listens = close_listen_streams(server)
     if close_listens is not None:
         services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
@@ -59,7 +60,8 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await services.open(stack)
-            await stack.enter_async_context(session_manager.run())
+            for session_manager in session_managers:
+                await stack.enter_async_context(session_manager.run())
             services.lifecycle.mark_ready()
             yield
 

@@ -1,4 +1,4 @@
-"""The three things the service needs from the SDK that mcp 2.3's public API does not offer after a
+"""The four things the service needs from the SDK that mcp 2.3's public API does not offer after a
 server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
 pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
 
@@ -13,6 +13,10 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
 - The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
   SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
   `MCPServer` keeps the handler on its low-level server and exposes neither.
+- A per-request choice of response framing (`app.http.framing`): the SDK fixes ``json_response``
+  per session manager, and its ``/mcp`` route (built by ``streamable_http_app``, behind the auth
+  layers) calls the manager's ``asgi_app``. Putting a dispatcher there, in front of a second
+  manager, is the one place a request is seen after authentication with its body buffered.
 
 The SDK's own conformance fixture (examples/servers/everything-server) reaches in the same way.
 """
@@ -24,8 +28,10 @@ from typing import Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import RequestBodyLimitMiddleware, StreamableHTTPSessionManager
 from mcp.server.subscriptions import ListenHandler
 from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 RequestHandler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
 
@@ -50,3 +56,12 @@ def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:
     entry = server._lowlevel_server.get_request_handler("subscriptions/listen")
     handler = entry.handler if entry is not None else None
     return handler.close if isinstance(handler, ListenHandler) else None
+
+
+def front_session_manager(manager: StreamableHTTPSessionManager, front: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Serve ``manager``'s requests through ``front(its own handler)``, body buffered and size-limited first.
+
+    ``asgi_app`` is a public attribute, but nothing documents that the app ``streamable_http_app``
+    returns reaches the manager only through it: that wiring is what this relies on.
+    """
+    manager.asgi_app = RequestBodyLimitMiddleware(front(manager.asgi_app), manager.max_request_body_size)

@@ -23,6 +23,9 @@ exactly the bytes it means unless it contains a backslash escape, so a body with
 contains a member named ``progressToken`` only if it contains ``"progressToken"``; a body with one
 (escaped text in arguments, say) is parsed. A false positive (those bytes inside an argument)
 costs only the SSE framing, which is always a valid answer.
+
+A plain JSON call is not cancelled when its client hangs up (the SDK's JSON path does not watch the
+connection; its timeout still bounds it): a watcher task per call would cost most of what JSON saves.
 """
 
 from __future__ import annotations

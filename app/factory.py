@@ -6,7 +6,7 @@
 
 Wrapped, outermost first, by `ObserveMiddleware` (request id, metrics, access log) and
 `GateMiddleware` (shutdown gating). The lifespan opens pools, then runs the SDK's session
-manager and the keep-alive ticker of event streams, and marks the process ready; shutdown unwinds
+managers and the keep-alive ticker of event streams, and marks the process ready; shutdown unwinds
 in reverse.
 """
 
@@ -53,7 +53,8 @@ def create_app(
     observer = wire(services)  # metrics and traces of MCP messages, upstreams, breakers, Redis
     auth = build_auth(settings, services.health)
     server = build_mcp_server(services, observer, packs, auth=auth)
-    mcp_app, session_manager = build_mcp_app(server, settings)
+    notifying = [name for name, policy in services.policies.tools.items() if policy.notifies]
+    mcp_app, session_managers = build_mcp_app(server, settings, notifying)
     close_listens = close_listen_streams(server)
     if close_listens is not None:
         services.lifecycle.on_stop(close_listens)  # listen streams end with their final result
@@ -73,7 +74,8 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await services.open(stack)
-            await stack.enter_async_context(session_manager.run())
+            for session_manager in session_managers:
+                await stack.enter_async_context(session_manager.run())
             if keepalive is not None:
                 ticker = await stack.enter_async_context(anyio.create_task_group())
                 ticker.start_soon(keepalive.run)

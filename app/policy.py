@@ -36,6 +36,7 @@ class ToolPolicy:
     idempotent_write: bool = False  # accepts an optional ``idempotency_key`` argument
     timeout_seconds: float | None = None  # None: the service default
     max_concurrency: int | None = None  # calls of this tool in flight per replica
+    notifies: bool = False  # may send the client something before its result: its calls are answered with SSE
 
     def __post_init__(self) -> None:
         if self.cost <= 0:

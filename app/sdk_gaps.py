@@ -17,6 +17,10 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
 - The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
   SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
   `MCPServer` keeps the handler on its low-level server and exposes neither.
+- A per-request choice of response framing (`app.http.framing`): the SDK fixes ``json_response``
+  per session manager, and its ``/mcp`` route (built by ``streamable_http_app``, behind the auth
+  layers) calls the manager's ``asgi_app``. Putting a dispatcher there, in front of a second
+  manager, is the one place a request is seen after authentication with its body buffered.
 
 - The low-level server, to serve one HTTP+SSE (2024-11-05) session: the SDK's public
   `SseServerTransport` yields a session's streams, and `MCPServer.sse_app` runs them on its
@@ -33,8 +37,10 @@ from typing import Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import RequestBodyLimitMiddleware, StreamableHTTPSessionManager
 from mcp.server.subscriptions import ListenHandler
 from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 RequestHandler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
 
@@ -74,3 +80,12 @@ async def serve_session(server: MCPServer[Any], read_stream: Any, write_stream: 
     """Serve one connection's streams (an HTTP+SSE session) on ``server``, as `MCPServer.sse_app` does."""
     lowlevel = server._lowlevel_server
     await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+def front_session_manager(manager: StreamableHTTPSessionManager, front: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Serve ``manager``'s requests through ``front(its own handler)``, body buffered and size-limited first.
+
+    ``asgi_app`` is a public attribute, but nothing documents that the app ``streamable_http_app``
+    returns reaches the manager only through it: that wiring is what this relies on.
+    """
+    manager.asgi_app = RequestBodyLimitMiddleware(front(manager.asgi_app), manager.max_request_body_size)

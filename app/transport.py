@@ -8,7 +8,7 @@ the SDK routes each request by its ``MCP-Protocol-Version`` header.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
@@ -19,11 +19,12 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from app import __version__, capabilities
+from app import __version__, capabilities, sdk_gaps
 from app.auth.principal import Principal
 from app.auth.setup import build_auth
 from app.auth.verifier import ServiceTokenVerifier
 from app.event_store import BoundedMemoryEventStore
+from app.http.framing import FramingDispatcher, FramingRule
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
 from app.observability.mcp_metrics import McpObserver
@@ -119,14 +120,23 @@ def build_mcp_server(
     return server
 
 
-def build_mcp_app(server: MCPServer[Any], settings: Settings) -> tuple[Starlette, StreamableHTTPSessionManager]:
-    """The SDK's Starlette app serving ``/mcp``, and its session manager (the parent lifespan runs it)."""
+def build_mcp_app(
+    server: MCPServer[Any], settings: Settings, notifying_tools: Iterable[str] = ()
+) -> tuple[Starlette, list[StreamableHTTPSessionManager]]:
+    """The SDK's Starlette app serving ``/mcp``, and the session managers the parent lifespan runs.
+
+    With framing ``auto`` in stateless mode there are two managers over the same server, one
+    answering with SSE and one with plain JSON, and each POST goes to one of them
+    (`app.http.framing`); otherwise one manager frames every answer the configured way.
+    """
+    framing = settings.framing
+    split = framing == "auto" and settings.stateless
     resumable = not settings.stateless and settings.event_store_max_events > 0
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         event_store=BoundedMemoryEventStore(settings.event_store_max_events) if resumable else None,
         retry_interval=settings.sse_retry_interval_ms or None,
-        json_response=settings.json_response,
+        json_response=framing == "json",
         stateless_http=settings.stateless,
         max_request_body_size=settings.max_request_body_bytes,
         session_idle_timeout=settings.session_idle_timeout_seconds,
@@ -134,4 +144,19 @@ def build_mcp_app(server: MCPServer[Any], settings: Settings) -> tuple[Starlette
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return app, server.session_manager
+    managers = [server.session_manager]
+    if split:
+        sse = server.session_manager
+        json_manager = StreamableHTTPSessionManager(
+            app=sse.app,
+            json_response=True,
+            stateless=True,
+            security_settings=sse.security_settings,
+            max_request_body_size=sse.max_request_body_size,
+        )
+        rule = FramingRule(notifying_tools)
+        sdk_gaps.front_session_manager(
+            sse, lambda sse_app: FramingDispatcher(sse_app, json_manager.handle_request, rule)
+        )
+        managers.append(json_manager)
+    return app, managers

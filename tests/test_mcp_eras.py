@@ -133,3 +133,42 @@ def test_stateful_mode_issues_sessions(conformance_service: ServiceProcess) -> N
         assert response.headers.get("mcp-session-id")
     else:
         assert "mcp-session-id" not in response.headers
+
+
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake", "2026-07-28"])
+def test_plain_calls_are_json_and_progress_calls_stream(conformance_service: ServiceProcess, modern: bool) -> None:
+    """Response framing ``auto`` over the real server (docs/operations.md, "Response framing")."""
+    session: dict[str, str] = {}
+    if conformance_service.env["MCPS_TRANSPORT_MODE"] == "stateful" and not modern:
+        session = _open_session(conformance_service)
+
+    def call(tool: str, meta: dict[str, Any]) -> httpx2.Response:
+        headers = modern_headers("tools/call", tool) if modern else legacy_headers(**session)
+        params = {"name": tool, "arguments": {}, "_meta": {**(modern_meta() if modern else {}), **meta}}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+        return httpx2.post(conformance_service.mcp_url, headers=headers, json=body)
+
+    plain = call("test_simple_text", {})
+    # A stateful session keeps SSE: the SDK fixes a session's framing when it opens it.
+    expected = "text/event-stream" if session else "application/json"
+    assert plain.headers["content-type"].startswith(expected)
+    assert final(plain)["result"]["isError"] is False
+    progress = call("test_tool_with_progress", {"progressToken": "t"})
+    assert progress.headers["content-type"].startswith("text/event-stream")
+    assert "notifications/progress" in progress.text
+    assert final(progress)["result"]["isError"] is False
+
+
+def _open_session(service: ServiceProcess) -> dict[str, str]:
+    """A handshake-era session (initialize, then initialized): the header its requests carry."""
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    opened = httpx2.post(
+        service.mcp_url,
+        headers=legacy_headers(),
+        json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params},
+    )
+    assert final(opened)["result"]["protocolVersion"] == "2025-11-25"
+    session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx2.post(service.mcp_url, headers=legacy_headers(**session), json=initialized).status_code == 202
+    return session

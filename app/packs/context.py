@@ -163,10 +163,14 @@ class PackContext(Generic[S]):
         max_concurrency: int | None = None,
         structured_output: bool | None = None,
         input_schema: dict[str, Any] | None = None,
+        notifies: bool = False,
     ) -> Callable[[F], F]:
         """Declare a tool and its policy. ``read_only`` tools may opt in to the cache; writes may take an
         ``idempotency_key`` (``idempotent_write``: the seam adds the argument) and drop cache tags
-        (``invalidates``). MCP annotations come from the same flags, so hints and enforcement agree."""
+        (``invalidates``). MCP annotations come from the same flags, so hints and enforcement agree.
+        A tool that may send the client anything before its result (log messages, progress it reports
+        unasked, sampling or elicitation requests) declares ``notifies``: its calls are then answered
+        with an SSE stream; others get plain JSON unless the request asks for progress (docs/operations.md)."""
         label = name or "tool"
         if cache_ttl_seconds is not None and not read_only:
             raise ValueError(f"{label}: only read-only tools may be cached")
@@ -189,6 +193,7 @@ class PackContext(Generic[S]):
             idempotent_write=idempotent_write,
             timeout_seconds=timeout_seconds,
             max_concurrency=max_concurrency,
+            notifies=notifies,
         )
 
         def decorate(fn: F) -> F:

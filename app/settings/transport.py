@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from app.settings.base import CommaList, SettingsGroup, split_list
@@ -18,8 +18,16 @@ class TransportSettings(SettingsGroup):
         description="stateless: any replica serves any request (no sticky sessions). stateful: Mcp-Session-Id "
         "sessions held in this process (server-to-client requests work, but a fleet needs session affinity).",
     )
-    json_response: bool = Field(
-        False, description="Answer POSTs with plain JSON instead of SSE (no progress notifications)."
+    response_framing: Literal["auto", "sse", "json"] = Field(
+        "auto",
+        description="How POST answers are framed. auto: plain JSON unless the call may send something before its "
+        "result (a progressToken, a listen stream, a tool declared notifies=True; stateless mode only, stateful "
+        "answers SSE); sse: always an SSE stream; json: always plain JSON (no progress or log notifications).",
+    )
+    json_response: bool | None = Field(
+        None,
+        description="Deprecated (use MCPS_RESPONSE_FRAMING): true means json, false means sse. Refused when it "
+        "contradicts MCPS_RESPONSE_FRAMING.",
     )
     max_request_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger request bodies get 413."
@@ -117,6 +125,25 @@ class TransportSettings(SettingsGroup):
             )
         return value
 
+    @model_validator(mode="after")
+    def _one_framing(self) -> Self:
+        if self.json_response is None:
+            return self
+        legacy = "json" if self.json_response else "sse"
+        if "response_framing" in self.model_fields_set and self.response_framing != legacy:
+            raise ValueError(
+                f"MCPS_JSON_RESPONSE={str(self.json_response).lower()} contradicts "
+                f"MCPS_RESPONSE_FRAMING={self.response_framing}; set only MCPS_RESPONSE_FRAMING"
+            )
+        return self
+
     @property
     def stateless(self) -> bool:
         return self.transport_mode == "stateless"
+
+    @property
+    def framing(self) -> Literal["auto", "sse", "json"]:
+        """The framing in force: MCPS_RESPONSE_FRAMING, or what the deprecated MCPS_JSON_RESPONSE meant."""
+        if self.json_response is not None and "response_framing" not in self.model_fields_set:
+            return "json" if self.json_response else "sse"
+        return self.response_framing

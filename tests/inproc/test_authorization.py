@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.inproc]
 
 GUARD_TOOLS = {
     "echo_cached", "slow_cached", "note_write", "too_slow", "one_at_a_time",
-    "explode", "refuse", "bounded", "cheap", "costly",
+    "explode", "refuse", "bounded", "cheap", "costly", "progress", "chatty", "muttering",
 }  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Annotated, Any
 
 import anyio
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from app.errors import ErrorCode, ServiceError
@@ -91,6 +92,22 @@ def setup(pack: PackContext[NoSettings]) -> None:
     @pack.tool("costly", description="Costs 5 tokens.", scopes=scopes, read_only=True, cost=5)
     async def costly() -> dict[str, Any]:
         return _ran("costly")
+
+    @pack.tool("progress", description="Reports progress when asked; declares no notifications.", scopes=scopes)
+    async def progress(ctx: Context) -> str:
+        for step in (1, 2):
+            await ctx.report_progress(progress=step, total=2, message=f"step {step}")
+        return "progressed"
+
+    @pack.tool("chatty", description="Logs while it runs (declared).", scopes=scopes, read_only=True, notifies=True)
+    async def chatty(ctx: Context) -> str:
+        await ctx.info("chatty says hello")
+        return "chatted"
+
+    @pack.tool("muttering", description="Logs while it runs, undeclared.", scopes=scopes, read_only=True)
+    async def muttering(ctx: Context) -> str:
+        await ctx.info("muttering says hello")
+        return "muttered"
 
 
 pack = Pack("guard", setup)

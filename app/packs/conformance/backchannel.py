@@ -83,7 +83,7 @@ async def _elicit(ctx: Context, message: str, schema: type[BaseModel], prefix: s
 
 
 def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
-    @pack.tool(scopes=scopes, description="Tests tool that emits log messages during execution")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests tool that emits log messages during execution")
     async def test_tool_with_logging(ctx: Context) -> str:
         await ctx.info("Tool execution started")
         await anyio.sleep(0.05)
@@ -93,14 +93,16 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         return "Tool with logging executed successfully"
 
     @pack.tool(
-        scopes=scopes, description="Emits log notifications; on 2026-07-28 only when the request's _meta opted in."
+        scopes=scopes,
+        notifies=True,
+        description="Emits log notifications; on 2026-07-28 only when the request's _meta opted in.",
     )
     async def test_logging_tool(ctx: Context) -> str:
         await ctx.info("test_logging_tool log line 1")
         await ctx.info("test_logging_tool log line 2")
         return "logging tool done"
 
-    @pack.tool(scopes=scopes, description="Tests tool that reports progress notifications")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests tool that reports progress notifications")
     async def test_tool_with_progress(ctx: Context) -> str:
         for step in (0, 50, 100):
             await ctx.report_progress(progress=step, total=100, message=f"Completed step {step} of 100")
@@ -110,7 +112,7 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         token = meta.get("progress_token") if meta else 0
         return str(token)
 
-    @pack.tool(scopes=scopes, description="Tests SSE polling by closing the stream mid-call (SEP-1699)")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests SSE polling by closing the stream mid-call (SEP-1699)")
     async def test_reconnection(ctx: Context) -> str:
         await ctx.info("Before disconnect")
         await ctx.close_sse_stream()
@@ -118,7 +120,7 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         await ctx.info("After reconnect")
         return "Reconnection test completed"
 
-    @pack.tool(scopes=scopes, description="Tests server-initiated sampling (LLM completion request)")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests server-initiated sampling (LLM completion request)")
     async def test_sampling(prompt: Annotated[str, Field(max_length=10_000)], ctx: Context) -> str:
         try:
             result = await ctx.session.create_message(
@@ -131,15 +133,19 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         text = result.content.text if isinstance(result.content, TextContent) else "No response"
         return f"LLM response: {text}"
 
-    @pack.tool(scopes=scopes, description="Tests server-initiated elicitation (user input request)")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests server-initiated elicitation (user input request)")
     async def test_elicitation(message: Annotated[str, Field(max_length=10_000)], ctx: Context) -> str:
         return await _elicit(ctx, message, UserResponse, "User response")
 
-    @pack.tool(scopes=scopes, description="Tests elicitation with default values for all primitive types (SEP-1034)")
+    @pack.tool(
+        scopes=scopes,
+        notifies=True,
+        description="Tests elicitation with default values for all primitive types (SEP-1034)",
+    )
     async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
         return await _elicit(ctx, "Please provide user information", DefaultsSchema, "Elicitation completed")
 
-    @pack.tool(scopes=scopes, description="Tests elicitation with enum schema variations per SEP-1330")
+    @pack.tool(scopes=scopes, notifies=True, description="Tests elicitation with enum schema variations per SEP-1330")
     async def test_elicitation_sep1330_enums(ctx: Context) -> str:
         message = "Please select values using different enum schema types"
         return await _elicit(ctx, message, EnumSchemas, "Elicitation completed")

@@ -313,6 +313,7 @@ def register(pack: PackContext[TasksSettings], store: TaskStore) -> None:
         destructive=True,
         idempotent=True,
         invalidates=TENANT_TAG,
+        notifies=not service.stateless,  # asks its user mid-call (elicitation) only in a stateful session
     )
     async def delete_task(
         ctx: Context,

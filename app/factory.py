@@ -21,6 +21,7 @@ from app.auth.metadata import resource_metadata_routes
 from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
+from app.http.mcp_route import direct_mcp_app
 from app.http.observe import ObserveMiddleware
 from app.http.streams import OpenStreams
 from app.log import configure_logging
@@ -84,7 +85,7 @@ def create_app(
                 lifecycle=services.lifecycle,
                 retry_after_seconds=settings.retry_after_seconds,
                 mcp_path=MCP_PATH,
-                mcp_app=mcp_app,
+                mcp_app=direct_mcp_app(mcp_app, MCP_PATH) or mcp_app,
                 check_host=settings.dns_rebinding_protection,
                 stateless=settings.stateless,
                 streams=get_streams,

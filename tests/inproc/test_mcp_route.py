@@ -6,15 +6,18 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from starlette.applications import Starlette
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from app.http.mcp_route import direct_mcp_app
+from app.http.mcp_route import RawHeaderBearerBackend, direct_mcp_app
 from app.settings import Settings
 from tests.inproc import harness
-from tests.inproc.harness import BASE_URL, Era, InProcessService
+from tests.inproc.harness import ALICE, BASE_URL, BOB, Era, InProcessService
 from tests.support.rpc import legacy_headers, modern_headers, modern_meta
 
 pytestmark = [pytest.mark.anyio, pytest.mark.inproc]
@@ -79,3 +82,37 @@ def test_no_direct_path_when_the_sdk_app_holds_more_than_middleware_and_one_rout
     assert direct_mcp_app(handlers, "/mcp") is None
     limited = Starlette(routes=[Route("/mcp", endpoint=endpoint)], max_body_size=10)
     assert direct_mcp_app(limited, "/mcp") is None
+
+
+@pytest.mark.parametrize(
+    ("authorization", "accepted"),
+    [
+        ([], False),
+        ([f"Bearer {ALICE}"], True),
+        ([f"bearer {BOB}"], True),
+        ([f"BEARER {ALICE}"], True),
+        ([f"Bearer  {ALICE}"], False),
+        ([f"Basic {ALICE}"], False),
+        (["Bearer mcps_not-a-key"], False),
+        (["Bearer "], False),
+        (["Bearer"], False),
+        ([f"Bearer {ALICE}", f"Bearer {BOB}"], True),
+        (["Bearer mcps_not-a-key", f"Bearer {ALICE}"], False),
+    ],
+)
+async def test_the_raw_header_backend_gives_the_sdk_backends_verdicts(
+    service: InProcessService, authorization: list[str], accepted: bool
+) -> None:
+    sdk_backend = next(
+        kwargs["backend"] for cls, _, kwargs in sdk_app(service).user_middleware if cls is AuthenticationMiddleware
+    )
+    assert type(sdk_backend) is BearerAuthBackend
+    headers = [(b"host", b"127.0.0.1"), (b"x-other", b"1")]
+    headers += [(b"authorization", value.encode("latin-1")) for value in authorization]
+    conn = HTTPConnection({"type": "http", "headers": headers})
+    verdicts = []
+    for backend in (sdk_backend, RawHeaderBearerBackend(sdk_backend)):
+        verdict = await backend.authenticate(conn)
+        verdicts.append(None if verdict is None else (verdict[0].scopes, verdict[1].access_token))
+    assert verdicts[0] == verdicts[1]
+    assert (verdicts[1] is not None) is accepted

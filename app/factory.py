@@ -26,6 +26,7 @@ from app.health import health_endpoints
 from app.http.bearer import protect
 from app.http.gate import GateMiddleware
 from app.http.keepalive import KeepAlive
+from app.http.mcp_route import direct_mcp_app
 from app.http.observe import ObserveMiddleware
 from app.http.sessions import SessionOwners
 from app.http.streams import OpenStreams
@@ -105,7 +106,7 @@ def create_app(
                 lifecycle=services.lifecycle,
                 retry_after_seconds=settings.retry_after_seconds,
                 mcp_path=MCP_PATH,
-                mcp_app=mcp_app,
+                mcp_app=direct_mcp_app(mcp_app, MCP_PATH) or mcp_app,
                 check_host=settings.dns_rebinding_protection,
                 stateless=settings.stateless,
                 streams=get_streams,

@@ -6,23 +6,15 @@ The id of the request being served lives on its call context (`app.call`), not h
 from __future__ import annotations
 
 import os
-import random
 import re
-import secrets
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-# Correlation ids, not secrets: a seeded PRNG instead of os.urandom (a system call per request;
-# docs/performance.md has its cost). Its own instance, so nobody's random.seed() repeats them.
-# Re-seeded in a forked child, or every worker would mint the same sequence.
-_ids = random.Random(secrets.randbits(64))  # noqa: S311
-os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(64)))
-
-
 def new_request_id() -> str:
-    return f"{_ids.getrandbits(64):016x}"
+    """16 hex digits from the OS's random source (a correlation id, not a secret; unique across workers)."""
+    return os.urandom(8).hex()
 
 
 def accept_request_id(incoming: str | None) -> str:

@@ -61,6 +61,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Production-style head sampling: 1 trace in 10 recorded (unsampled spans are non-recording, cheap).
     "service-sampled": {"env": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}},
     "service-noauth": {"env": {"MCPS_AUTH_DISABLED": "true"}, "auth": False},
+    # Every trace recorded (the default samples 1 root trace in 10), and the rate limiter without leases.
+    "service-everytrace": {"env": {"MCPS_TRACE_SAMPLE_RATIO": "1.0"}},
+    "service-nolease": {"env": {"MCPS_RATE_LIMIT_LEASE_MAX": "0"}},
     "service-noredis": {"redis": False},
     # The same, with redis-py's C parser (hiredis) importable: `pip install hiredis` (a redis[hiredis] extra).
     "service-hiredis": {"site": "hiredis"},

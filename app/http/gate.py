@@ -27,9 +27,11 @@ mode a GET is served through `app.http.streams`, so shutdown can end it cleanly,
 through `app.http.sessions`, which caps the sessions one principal holds. Every ``/mcp`` response
 that turns out to be an event stream is kept alive by `app.http.keepalive`.
 
-Requests for ``/mcp`` then go straight to the SDK's app (``mcp_app``), not through the outer
-router, its exception middleware and the catch-all mount: that route is fixed, and on the hot
-path those layers cost a few percent of a call for nothing (the SDK's app has its own).
+Requests for ``/mcp`` then go straight to ``mcp_app`` (the direct path of `app.http.mcp_route`:
+the SDK's auth middleware and transport without the routers in between), not through the outer
+router, its exception middleware and the catch-all mount; with no ``mcp_app`` they take that plain
+path. The route is fixed, so those layers only cost time (docs/performance.md, "Hot-path special
+cases").
 """
 
 from __future__ import annotations

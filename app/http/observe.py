@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import time
 from contextvars import Token
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -42,6 +41,7 @@ from app.http.refusals import SseStartHold, answer_start
 from app.log import access_fields
 from app.metrics import Metrics, route_label
 from app.observability import tracing
+from app.observability.children import Children
 from app.request_ids import REQUEST_ID_HEADER, accept_request_id
 
 mcp_access_logger = logging.getLogger("mcp_service.mcp")
@@ -61,8 +61,8 @@ class ObserveMiddleware:
         self.access_log = access_log
         self.log_quiet_routes = log_quiet_routes
         self.http_spans = http_spans
-        self._children: dict[tuple[str, str, str], Any] = {}
-        self._durations: dict[str, Any] = {}
+        self._requests = Children(metrics.http_requests)
+        self._durations = Children(metrics.http_duration)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,15 +112,8 @@ class ObserveMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             metrics.http_in_flight.dec()
-            key = (route, method, str(status))
-            counter = self._children.get(key)
-            if counter is None:
-                counter = self._children[key] = metrics.http_requests.labels(*key)
-            counter.inc()
-            histogram = self._durations.get(route)
-            if histogram is None:
-                histogram = self._durations[route] = metrics.http_duration.labels(route)
-            histogram.observe(elapsed)
+            self._requests.get(route, method, str(status)).inc()
+            self._durations.get(route).observe(elapsed)
             if log_line:
                 _log(scope, call, method, route, status, elapsed)
             if context_token is not None:

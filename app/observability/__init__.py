@@ -4,8 +4,7 @@
 - `mcp_metrics`: per-MCP-message metrics, access-log line and span attributes (request-scope stage);
 - `upstream`: upstream attempts and circuit breakers;
 - `backend`: Redis operation latency and errors;
-- `tracing`: the OpenTelemetry SDK from ``OTEL_*`` variables;
+- `tracing`: the OpenTelemetry SDK from ``OTEL_*`` variables, head-sampled at ``MCPS_TRACE_SAMPLE_RATIO``;
 - `mcp_span`: the MCP server span of each message (in place of the SDK's span middleware);
-- `otlp_encoding`: spans written as OTLP protobuf in one pass, for the library's exporter;
 - `multiprocess`: the shared metrics directory of a multi-worker run.
 """

@@ -13,22 +13,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
-
 from app.backends import BackendUnavailable
 from app.metrics import Metrics
 from app.observability import tracing
+from app.observability.children import Children
 
 BACKEND = "redis"
 
 
 class RedisOperationMetrics:
-    """Duration and errors of each Redis operation, labelled by operation (children cached: one lookup each)."""
+    """Duration and errors of each Redis operation, labelled by operation."""
 
     def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._durations: dict[str, Histogram] = {}
-        self._errors: dict[tuple[str, str], Counter] = {}
+        self._durations = Children(metrics.backend_duration)
+        self._errors = Children(metrics.backend_errors)
 
     @contextmanager
     def operation(self, op: str) -> Iterator[None]:
@@ -38,21 +36,9 @@ class RedisOperationMetrics:
             yield
         except Exception as exc:
             cause = exc.__cause__ if isinstance(exc, BackendUnavailable) and exc.__cause__ is not None else exc
-            self._error(op, type(cause).__name__).inc()
+            self._errors.get(BACKEND, op, type(cause).__name__).inc()
             raise
         finally:
-            self._duration(op).observe(time.perf_counter() - started)
+            self._durations.get(BACKEND, op).observe(time.perf_counter() - started)
             if token is not None:
                 tracing.backend_operation.reset(token)
-
-    def _duration(self, op: str) -> Histogram:
-        histogram = self._durations.get(op)
-        if histogram is None:
-            histogram = self._durations[op] = self._metrics.backend_duration.labels(BACKEND, op)
-        return histogram
-
-    def _error(self, op: str, error: str) -> Counter:
-        counter = self._errors.get((op, error))
-        if counter is None:
-            counter = self._errors[(op, error)] = self._metrics.backend_errors.labels(BACKEND, op, error)
-        return counter

@@ -4,8 +4,8 @@
 at the start and the end of every message with the message's call context (`app.call`), where
 the guard stages recorded their decisions and the error boundary the outcome.
 
-Hot path: label children are looked up in small dicts keyed by label tuples (no string
-formatting per request), span work only happens while tracing is on, and the access-log line
+Hot path: label children come from `app.observability.children` (no re-validation per
+request), span work only happens while tracing is on, and the access-log line
 only when its logger is enabled at the configured level.
 """
 
@@ -20,6 +20,7 @@ from app.call import CallContext
 from app.log import access_fields, current_ids, redact
 from app.metrics import Metrics
 from app.observability import tracing
+from app.observability.children import Children
 from app.policy import Policies
 
 access_logger = logging.getLogger("mcp_service.mcp")
@@ -71,12 +72,12 @@ class McpObserver:
         self.access_log_level = _LOG_LEVELS.get(access_log_level, logging.INFO)
         self.principal_cap = principal_cap if metrics.principal_requests is not None else 0
         self._principals: set[str] = set()
-        self._in_flight: dict[str, Any] = {}
-        self._durations: dict[tuple[str, str, str], Any] = {}
-        self._rate_limits: dict[tuple[str, str], Any] = {}
-        self._cache: dict[tuple[str, str], Any] = {}
-        self._idempotency: dict[tuple[str, str], Any] = {}
-        self._per_principal: dict[tuple[str, str], Any] = {}
+        self._in_flight = Children(metrics.mcp_in_flight)
+        self._durations = Children(metrics.mcp_duration)
+        self._rate_limits = Children(metrics.rate_limit_decisions)
+        self._cache = Children(metrics.cache_requests)
+        self._idempotency = Children(metrics.idempotency_requests)
+        self._per_principal = Children(metrics.principal_requests) if metrics.principal_requests is not None else None
 
     # --- labels --------------------------------------------------------------------------------
 
@@ -101,46 +102,21 @@ class McpObserver:
     # --- per message ---------------------------------------------------------------------------
 
     def in_flight(self, method: str) -> Any:
-        method_label = self.method_label(method)
-        child = self._in_flight.get(method_label)
-        if child is None:
-            child = self._in_flight[method_label] = self.metrics.mcp_in_flight.labels(method_label)
-        return child
+        return self._in_flight.get(self.method_label(method))
 
     def finish(self, call: CallContext) -> None:
         """Record one finished message: metrics, span attributes, the access-log line."""
         tool_label = self.tool_label(call.tool)
         outcome = call.outcome
-        key = (self.method_label(call.method), tool_label, outcome)
-        duration = self._durations.get(key)
-        if duration is None:
-            duration = self._durations[key] = self.metrics.mcp_duration.labels(*key)
-        duration.observe(call.elapsed_seconds)
+        self._durations.get(self.method_label(call.method), tool_label, outcome).observe(call.elapsed_seconds)
         if call.rate_limit is not None:
-            rl_key = (call.rate_limit, call.rate_limit_source or "unknown")
-            child = self._rate_limits.get(rl_key)
-            if child is None:
-                child = self._rate_limits[rl_key] = self.metrics.rate_limit_decisions.labels(*rl_key)
-            child.inc()
+            self._rate_limits.get(call.rate_limit, call.rate_limit_source or "unknown").inc()
         if call.cache is not None:
-            cache_key = (tool_label, call.cache)
-            child = self._cache.get(cache_key)
-            if child is None:
-                child = self._cache[cache_key] = self.metrics.cache_requests.labels(*cache_key)
-            child.inc()
+            self._cache.get(tool_label, call.cache).inc()
         if call.idempotency is not None:
-            idem_key = (tool_label, call.idempotency)
-            child = self._idempotency.get(idem_key)
-            if child is None:
-                child = self._idempotency[idem_key] = self.metrics.idempotency_requests.labels(*idem_key)
-            child.inc()
-        if self.principal_cap:
-            pr_key = (self.principal_label(principal_id(call)), outcome)
-            child = self._per_principal.get(pr_key)
-            if child is None:
-                assert self.metrics.principal_requests is not None
-                child = self._per_principal[pr_key] = self.metrics.principal_requests.labels(*pr_key)
-            child.inc()
+            self._idempotency.get(tool_label, call.idempotency).inc()
+        if self.principal_cap and self._per_principal is not None:
+            self._per_principal.get(self.principal_label(principal_id(call)), outcome).inc()
         if tracing.enabled():
             annotate_span(call)
         if self.access_log and access_logger.isEnabledFor(self.access_log_level):

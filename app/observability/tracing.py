@@ -4,13 +4,18 @@ Off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOI
 ``OTEL_SDK_DISABLED`` is not true): then no tracer provider is installed, the SDK's per-message
 spans stay the API's no-op spans, and the edge makes none of its own. When on:
 
-- OTLP over HTTP/protobuf to that endpoint (``OTEL_EXPORTER_OTLP_*`` headers, timeout, compression,
-  certificates are read by the exporter itself; ``OTEL_BSP_*`` by the batch processor); the spans
-  are encoded by `app.observability.otlp_encoding` (2-3 times cheaper than the library's encoder);
+- OTLP over HTTP/protobuf to that endpoint, by the library's exporter (``OTEL_EXPORTER_OTLP_*``
+  headers, timeout, compression, certificates are read by the exporter itself; ``OTEL_BSP_*`` by
+  the batch processor);
 - resource: ``service.name`` (``mcp-service`` unless ``OTEL_SERVICE_NAME`` or
   ``OTEL_RESOURCE_ATTRIBUTES`` names one), ``service.version``, ``service.instance.id`` (one per
   process: each worker is an instance), plus whatever ``OTEL_RESOURCE_ATTRIBUTES`` adds;
-- sampling: ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (default parentbased_always_on);
+- sampling at the head, parent-based: a caller's sampled ``traceparent`` (header or ``_meta``) is
+  always honoured, an unsampled one never recorded, and a root trace is recorded with probability
+  ``MCPS_TRACE_SAMPLE_RATIO`` (OpenTelemetry's ``ParentBased(TraceIdRatioBased(ratio))``). Recording
+  every call is not a production setting at volume: a recorded span costs several times what an
+  unsampled one does (docs/performance.md). The standard ``OTEL_TRACES_SAMPLER`` (and ``_ARG``),
+  when set, replaces it: the SDK then builds the sampler those variables name;
 - with ``MCPS_TRACE_REDIS_COMMANDS``, Redis commands as client spans (opentelemetry-instrumentation-redis;
   arguments sanitized to ``?``), each marked with the backend operation that issued it. Off by
   default: the MCP span already carries the rate-limit and cache decisions, and each span costs CPU
@@ -33,10 +38,12 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "mcp-service"
+DEFAULT_SAMPLE_RATIO = 0.1  # the setting's default (app.settings.observability); why: docs/operations.md
 TRACER_NAME = "mcp-service"
 SUPPORTED_PROTOCOL = "http/protobuf"
 
@@ -81,21 +88,23 @@ def active_tracer() -> trace.Tracer | None:
     return _state.tracer
 
 
-def configure_tracing(service_version: str, *, redis_commands: bool = False) -> TracerProvider | None:
+def configure_tracing(
+    service_version: str, *, redis_commands: bool = False, sample_ratio: float = DEFAULT_SAMPLE_RATIO
+) -> TracerProvider | None:
     """Install the SDK tracer provider once per process, if the environment asks for it; else None.
 
-    ``redis_commands`` adds a client span per Redis command (instrumentation is process-wide, so the
-    first app's setting holds for the process).
+    ``sample_ratio`` is the share of root traces recorded (see the module docstring);
+    ``redis_commands`` adds a client span per Redis command. Both are process-wide, so the first
+    app's settings hold for the process.
     """
     if _state.configured:
         return _state.provider
     _state.configured = True
     if not tracing_requested():
         return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from app.observability.otlp_encoding import FastOTLPSpanExporter
 
     protocol = (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
@@ -106,8 +115,9 @@ def configure_tracing(service_version: str, *, redis_commands: bool = False) -> 
             protocol[:32],
             SUPPORTED_PROTOCOL,
         )
-    provider = TracerProvider(resource=_resource(service_version))
-    provider.add_span_processor(BatchSpanProcessor(FastOTLPSpanExporter()))
+    sampler = _sampler(sample_ratio)
+    provider = TracerProvider(resource=_resource(service_version), sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     if redis_commands:
         _instrument_redis(provider)
@@ -115,12 +125,23 @@ def configure_tracing(service_version: str, *, redis_commands: bool = False) -> 
     _state.provider = provider
     _state.tracer = provider.get_tracer(TRACER_NAME, service_version)
     logger.info(
-        "tracing on: OTLP/HTTP to %s",
+        "tracing on: OTLP/HTTP to %s, sampler %s",
         _safe_endpoint(
             os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
         ),
+        provider.sampler.get_description(),
     )
     return provider
+
+
+def _sampler(ratio: float) -> Sampler | None:
+    """Parent-based head sampling at ``ratio`` for root traces; None (the SDK reads the standard
+    variables) when ``OTEL_TRACES_SAMPLER`` names a sampler, so the OpenTelemetry way still works."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    return ParentBased(TraceIdRatioBased(ratio))
 
 
 def force_flush(timeout_millis: int = 5000) -> None:

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from app.metrics import Metrics
 from app.observability import tracing
+from app.observability.children import Children
 from app.upstream.breaker import BreakerRegistry, BreakerState
 
 BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
@@ -58,8 +59,8 @@ class UpstreamObserver:
     def __init__(self, metrics: Metrics, breakers: BreakerMetrics | None = None) -> None:
         self.metrics = metrics
         self.breakers = breakers
-        self._durations: dict[tuple[str, str, str], Any] = {}
-        self._counts: dict[tuple[str, str, str], Any] = {}
+        self._durations = Children(metrics.upstream_duration)
+        self._counts = Children(metrics.upstream_requests)
 
     def __call__(
         self, upstream: str, method: str, outcome: int | str, duration_seconds: float, attempt: int, /
@@ -68,17 +69,9 @@ class UpstreamObserver:
             self.breakers.seed(upstream)
         method_label = method if method in KNOWN_HTTP_METHODS else "_OTHER"
         status = str(outcome)
-        count_key = (upstream, method_label, status)
-        counter = self._counts.get(count_key)
-        if counter is None:
-            counter = self._counts[count_key] = self.metrics.upstream_requests.labels(*count_key)
-        counter.inc()
+        self._counts.get(upstream, method_label, status).inc()
         if outcome != "breaker_open":  # nothing was sent: no duration to speak of
-            duration_key = (upstream, method_label, status_class(outcome))
-            histogram = self._durations.get(duration_key)
-            if histogram is None:
-                histogram = self._durations[duration_key] = self.metrics.upstream_duration.labels(*duration_key)
-            histogram.observe(duration_seconds)
+            self._durations.get(upstream, method_label, status_class(outcome)).observe(duration_seconds)
         tracer = tracing.active_tracer()
         if tracer is not None:
             _attempt_span(tracer, upstream, method_label, outcome, duration_seconds, attempt)

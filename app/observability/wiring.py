@@ -21,7 +21,9 @@ def wire(services: Services) -> McpObserver:
     the per-message observer for the request-scope stage is returned."""
     settings = services.settings
     metrics = services.metrics
-    tracing.configure_tracing(__version__, redis_commands=settings.trace_redis_commands)
+    tracing.configure_tracing(
+        __version__, redis_commands=settings.trace_redis_commands, sample_ratio=settings.trace_sample_ratio
+    )
     observer = McpObserver(
         metrics,
         services.policies,

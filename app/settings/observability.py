@@ -25,6 +25,13 @@ class ObservabilitySettings(SettingsGroup):
         description="While tracing (OTEL_EXPORTER_OTLP_ENDPOINT set): also an HTTP server span per request, parent "
         "of the MCP span (about 60 us of CPU each; the MCP span alone continues the caller's traceparent).",
     )
+    trace_sample_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="While tracing: the share of root traces recorded (head sampling; a caller's sampled traceparent, "
+        "header or _meta, is always honoured). 1.0 records every trace. OTEL_TRACES_SAMPLER, when set, replaces this.",
+    )
     trace_redis_commands: bool = Field(
         False, description="While tracing: a client span per Redis command (its outcome is on the MCP span anyway)."
     )

@@ -30,6 +30,7 @@ def tracing_env(receiver: OtlpReceiver, packs_env: dict[str, str], **extra: str)
         "MCPS_RATE_LIMIT_CAPACITY": "1000",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "50",  # export within milliseconds, not the default 5 s
+        "MCPS_TRACE_SAMPLE_RATIO": "1.0",  # these tests look at every call's spans (the default samples 1 in 10)
         **extra,
     }
 
@@ -207,6 +208,52 @@ def test_no_spans_when_disabled_or_not_sampled(
     time.sleep(0.5)  # ten export intervals
     service.stop()
     assert otlp_receiver.snapshot() == []
+
+
+def test_head_sampling_honours_the_callers_decision_and_samples_roots_at_the_ratio(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str]
+) -> None:
+    """Ratio 0: no root trace is recorded, yet a caller's sampled traceparent (header or _meta) always is,
+    and an unsampled one is not."""
+    service = service_factory(tracing_env(otlp_receiver, packs_env, MCPS_TRACE_SAMPLE_RATIO="0"))
+    sampled_header, sampled_meta, unsampled = (secrets.token_hex(16) for _ in range(3))
+
+    def call(text: str, header: str | None, meta: str | None) -> None:
+        headers = modern_headers("tools/call", "obs_echo")
+        if header is not None:
+            headers["traceparent"] = header
+        meta_fields = modern_meta() if meta is None else {**modern_meta(), "traceparent": meta}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "obs_echo", "arguments": {"text": text}, "_meta": meta_fields},
+        }
+        assert "result" in final(httpx2.post(service.mcp_url, headers=headers, json=body, timeout=10))
+
+    for n in range(20):
+        call(f"root {n}", None, None)
+    call("header", f"00-{sampled_header}-{secrets.token_hex(8)}-01", None)
+    call("meta", None, f"00-{sampled_meta}-{secrets.token_hex(8)}-01")
+    call("unsampled", f"00-{unsampled}-{secrets.token_hex(8)}-00", None)
+    otlp_receiver.wait_for(lambda spans: {sampled_header, sampled_meta} <= {s.trace_id for s in spans})
+    time.sleep(0.3)  # six export intervals: anything else made for these calls has arrived too
+    spans = otlp_receiver.snapshot()
+    service.stop()
+    assert sorted(s.trace_id for s in spans) == sorted([sampled_header, sampled_meta])
+    assert all(s.name == "tools/call obs_echo" for s in spans)
+
+
+def test_the_default_sampler_is_parent_based_at_one_in_ten(
+    service_factory: ServiceFactory, otlp_receiver: OtlpReceiver, packs_env: dict[str, str]
+) -> None:
+    env = tracing_env(otlp_receiver, packs_env)
+    del env["MCPS_TRACE_SAMPLE_RATIO"]
+    service = service_factory(env)
+    records = service.records_when(lambda found: any("tracing on" in str(r.get("message")) for r in found))
+    service.stop()
+    started = next(str(r["message"]) for r in records if "tracing on" in str(r.get("message")))
+    assert "ParentBased{root:TraceIdRatioBased{0.1}" in started
 
 
 def test_no_tracing_without_an_endpoint(service_factory: ServiceFactory, packs_env: dict[str, str]) -> None:

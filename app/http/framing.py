@@ -8,12 +8,18 @@ receive something before its result only when it asked for it or when its tool s
 stateless mode, with framing ``auto`` (docs/operations.md, "Response framing"), each POST goes to
 one of two session managers over the same server: the JSON one, unless
 
-- the client does not accept both ``application/json`` and ``text/event-stream`` (the SSE manager
-  then gives the SDK's usual answer, a 406 for a client that lacks either),
+- the client accepts only ``text/event-stream`` (it is answered with SSE; the spec asks clients to
+  list both, and the SDK would refuse it 406, so the ``Accept`` the SDK sees lists both, and a JSON
+  answer the SDK still chooses, as its 2026-07-28 path does for a quick result, is re-framed as one
+  SSE ``message`` event),
 - the body is not one JSON object (a batch: the SDK's answer is kept as it was),
 - its ``_meta`` asks for notifications: a ``progressToken``, or the 2026-07-28 log-level opt-in,
 - it is ``subscriptions/listen`` (its answer is a stream), or
 - it calls a tool declared ``notifies=True`` (it may log, or talk back, during the call).
+
+A client that accepts only ``application/json`` gets the JSON manager whatever it calls (it could not
+read a stream; what a tool sends before its result is then dropped); one that accepts neither gets
+the SDK's 406.
 
 Stateful sessions are not split: the SDK fixes a session's framing when it creates it, and a
 session's requests must reach the manager that owns it, so stateful mode keeps one manager.
@@ -46,6 +52,7 @@ _STREAM_MARKERS = (
 )
 _JSON_TYPES = frozenset({"*/*", "application/json", "application/*"})
 _SSE_TYPES = frozenset({"*/*", "text/event-stream", "text/*"})
+_BOTH = b"application/json, text/event-stream"
 
 
 class FramingRule:
@@ -84,13 +91,20 @@ class FramingRule:
         return method == LISTEN or (method == "tools/call" and params.get("name") in self._notifying)
 
 
-def accepts_both(scope: Scope) -> bool:
-    """The client's (first) ``Accept`` lists JSON and SSE, wildcards included, as the SDK reads it."""
+def accepted(scope: Scope) -> tuple[bool, bool]:
+    """Whether the client's (first) ``Accept`` lists JSON, and SSE, wildcards included, as the SDK reads it."""
     for key, value in scope["headers"]:
         if key == b"accept":
             types = {part.split(";", 1)[0].strip().lower() for part in value.decode("latin-1").split(",")}
-            return not types.isdisjoint(_JSON_TYPES) and not types.isdisjoint(_SSE_TYPES)
-    return False
+            return not types.isdisjoint(_JSON_TYPES), not types.isdisjoint(_SSE_TYPES)
+    return False, False
+
+
+def _accepting_both(scope: Scope) -> Scope:
+    """``scope`` with an ``Accept`` that lists both types, which the SDK requires of every POST."""
+    headers = [(key, value) for key, value in scope["headers"] if key != b"accept"]
+    headers.append((b"accept", _BOTH))
+    return {**scope, "headers": headers}
 
 
 class FramingDispatcher:
@@ -104,8 +118,15 @@ class FramingDispatcher:
         self._rule = rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST" or not accepts_both(scope):
+        json_ok, sse_ok = accepted(scope)
+        if scope["method"] != "POST" or not (json_ok or sse_ok):
             await self._sse(scope, receive, send)
+            return
+        if not (json_ok and sse_ok):  # one type only: the one it reads (module docstring)
+            if json_ok:
+                await self._json(_accepting_both(scope), receive, send)
+            else:
+                await self._sse(_accepting_both(scope), receive, _SseOnly(send))
             return
         first = await receive()  # the whole body, as the SDK's body-limit layer buffered it
         complete = first["type"] == "http.request" and not first.get("more_body", False)
@@ -128,3 +149,35 @@ class _Replay:
             self._first = None
             return first
         return await self._receive()
+
+
+class _SseOnly:
+    """A ``send`` that re-frames a JSON answer as one SSE ``message`` event, for a client that reads
+    only ``text/event-stream``; an SSE answer passes through untouched."""
+
+    __slots__ = ("_body", "_send", "_start")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._start: Message | None = None
+        self._body = bytearray()
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", ())
+            if any(k == b"content-type" and v.startswith(b"application/json") for k, v in headers):
+                self._start = message
+                return
+        elif message["type"] == "http.response.body" and self._start is not None:
+            self._body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            start, self._start = self._start, None
+            lines = bytes(self._body).strip().splitlines()  # one data line each (SSE ends a line at CR or LF)
+            body = b"event: message\n" + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n" if lines else b""
+            headers = [(k, v) for k, v in start.get("headers", ()) if k not in (b"content-type", b"content-length")]
+            headers += [(b"content-type", b"text/event-stream"), (b"content-length", str(len(body)).encode())]
+            await self._send({**start, "headers": headers})
+            await self._send({"type": "http.response.body", "body": body})
+            return
+        await self._send(message)

@@ -117,12 +117,28 @@ async def test_any_accept_that_takes_both_gets_json(service: InProcessService, e
     assert content_type(response) == JSON
 
 
-@pytest.mark.parametrize("accept", ["text/event-stream", "application/json"])
-async def test_an_accept_missing_one_type_is_refused_as_before(
-    service: InProcessService, era: Era, accept: str
+async def test_a_client_that_accepts_only_sse_gets_sse(service: InProcessService, era: Era) -> None:
+    """The spec asks clients to list both; one that lists only SSE is answered with SSE, not refused."""
+    response = await post(service, "cheap", era, accept="text/event-stream")
+    assert response.status_code == 200
+    assert content_type(response) == SSE
+    assert final(response)["result"]["isError"] is False
+    streamed = await post(service, "progress", era, {"progressToken": "p-3"}, accept="text/event-stream")
+    assert "notifications/progress" in methods(streamed)
+
+
+async def test_a_client_that_accepts_only_json_gets_json_even_for_a_streaming_call(
+    service: InProcessService, era: Era
 ) -> None:
-    """The spec requires both; the SDK refuses a client that lists one (never a JSON result it did not list)."""
-    response = await post(service, "cheap", era, accept=accept)
+    """It could not read a stream: its result comes as JSON (what the tool sent before it is dropped)."""
+    response = await post(service, "progress", era, {"progressToken": "p-4"}, accept="application/json")
+    assert response.status_code == 200
+    assert content_type(response) == JSON
+    assert final(response)["result"]["content"][0]["text"] == "progressed"
+
+
+async def test_an_accept_with_neither_type_is_refused(service: InProcessService, era: Era) -> None:
+    response = await post(service, "cheap", era, accept="text/html")
     assert response.status_code == 406
     assert response.json()["error"]["code"] == -32600
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 from starlette.types import Message
 
-from app.http.legacy_sse import KEEPALIVE_COMMENT, JsonRefusals, SessionCaps, StreamSend
+from app.http.legacy_sse import KEEPALIVE_COMMENT, SessionCaps, StreamSend, json_refusals
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,7 @@ async def test_stream_send_sends_a_keepalive_comment_after_silence_until_the_end
 
 async def test_plain_text_refusals_become_json_and_others_pass_untouched() -> None:
     sent = Sent()
-    refusals = JsonRefusals(sent)
+    refusals = json_refusals(sent)
     await refusals({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
     await refusals(body(b"Could not find session", more=False))
     start, end = sent.messages
@@ -96,7 +96,7 @@ async def test_plain_text_refusals_become_json_and_others_pass_untouched() -> No
     assert "GET /sse" in answer["message"]
 
     passed = Sent()
-    accepted = JsonRefusals(passed)
+    accepted = json_refusals(passed)
     await accepted({"type": "http.response.start", "status": 202, "headers": []})
     await accepted(body(b"Accepted", more=False))
     assert passed.messages == [{"type": "http.response.start", "status": 202, "headers": []}, body(b"Accepted", False)]

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.http.host import well_formed_host
+from app.http.json_refusals import JsonRefusals
 from app.http.jsonrpc_ids import JsonRpcIdCheck, invalid_request
 from app.http.keepalive import KeepAlive
 from app.http.sessions import SessionOwners
@@ -107,7 +108,7 @@ class GateMiddleware:
                         send, 405, "Method Not Allowed: no standalone SSE stream in stateless mode", _ALLOW_POST
                     )
                     return
-                refusals: Send = _StructuredRefusals(send)
+                refusals: Send = JsonRefusals(send, _as_jsonrpc_error)
                 tracked = self.keepalive.track(refusals) if self.keepalive is not None else None
                 if tracked is not None:
                     refusals = tracked
@@ -170,49 +171,11 @@ async def _refuse(send: Send, status: int, message: str, extra: tuple[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
-class _StructuredRefusals:
-    """A ``send`` that turns a non-JSON error response into a JSON-RPC error (see the module docstring)."""
-
-    __slots__ = ("_chunks", "_held", "_send")
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self._held: Message | None = None
-        self._chunks: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        held = self._held
-        if held is None:
-            if message["type"] == "http.response.start" and message["status"] >= 400 and not _is_json(message):
-                self._held = message
-                return
-            await self._send(message)
-            return
-        if message["type"] != "http.response.body":
-            return
-        self._chunks.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        status: int = held["status"]
-        text = b"".join(self._chunks).decode("utf-8", "replace").strip()[:300]
-        if not text:
-            try:
-                text = HTTPStatus(status).phrase
-            except ValueError:
-                text = "Request refused"
-        body = invalid_request(text)
-        headers = [
-            (key, value)
-            for key, value in held.get("headers", ())
-            if key.lower() not in (b"content-type", b"content-length")
-        ]
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await self._send({**held, "headers": headers})
-        await self._send({"type": "http.response.body", "body": body})
-
-
-def _is_json(start: Message) -> bool:
-    for key, value in start.get("headers", ()):
-        if key.lower() == b"content-type":
-            return bytes(value).lower().startswith(b"application/json")
-    return False
+def _as_jsonrpc_error(status: int, text: str) -> bytes:
+    """The JSON-RPC body of a refusal of ``/mcp``: the SDK's text, or the HTTP reason when it sent none."""
+    if not text:
+        try:
+            text = HTTPStatus(status).phrase
+        except ValueError:
+            text = "Request refused"
+    return invalid_request(text)

@@ -49,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.principal import ANONYMOUS, principal_from_access_token
 from app.http.host import well_formed_host
+from app.http.json_refusals import JsonRefusals
 
 logger = logging.getLogger(__name__)
 
@@ -208,44 +209,16 @@ class StreamSend:
                 self.last = time.monotonic()
 
 
-class JsonRefusals:
-    """A ``send`` turning the SDK's plain-text refusals into the JSON body (see the module docstring)."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self._held: Message | None = None
-        self._chunks: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        held = self._held
-        if held is None:
-            if message["type"] == "http.response.start" and message["status"] in _CODES and not _is_json(message):
-                self._held = message
-                return
-            await self._send(message)
-            return
-        if message["type"] != "http.response.body":
-            return
-        self._chunks.append(bytes(message.get("body", b"")))
-        if message.get("more_body", False):
-            return
-        status: int = held["status"]
-        text = b"".join(self._chunks).decode("utf-8", "replace").strip()[:300]
-        if status == 404:
-            text = f"{text}: {_UNKNOWN_SESSION}" if text else _UNKNOWN_SESSION
-        extra = tuple(
-            (key, value)
-            for key, value in held.get("headers", ())
-            if key.lower() not in (b"content-type", b"content-length")
-        )
-        await send_json(self._send, status, _CODES[status], text or "request refused", extra)
+def json_refusals(send: Send) -> JsonRefusals:
+    """``send`` with the SDK's plain-text refusals of HTTP+SSE requests turned into JSON bodies."""
+    return JsonRefusals(send, _as_json_refusal, _CODES.__contains__)
 
 
-def _is_json(start: Message) -> bool:
-    for key, value in start.get("headers", ()):
-        if key.lower() == b"content-type":
-            return bytes(value).lower().startswith(b"application/json")
-    return False
+def _as_json_refusal(status: int, text: str) -> bytes:
+    """The ``{"error", "message"}`` body of an SDK refusal; a 404 says how to get a session again."""
+    if status == 404:
+        text = f"{text}: {_UNKNOWN_SESSION}" if text else _UNKNOWN_SESSION
+    return json_body(_CODES[status], text or "request refused")
 
 
 def _host_ok(scope: Scope) -> bool:
@@ -263,7 +236,7 @@ class _Edge:
         self.check_host = check_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusals = JsonRefusals(send)
+        refusals = json_refusals(send)
         if self.check_host and not _host_ok(scope):
             await send_json(refusals, 421, "invalid_host", "Invalid Host header")
             return

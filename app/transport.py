@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from app import __version__
 from app.auth.setup import build_auth
 from app.event_store import BoundedMemoryEventStore
+from app.longrun import build_tasks_extension
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
 from app.observability.mcp_metrics import McpObserver
@@ -76,6 +77,7 @@ def build_mcp_server(
 ) -> MCPServer[Any]:
     settings = services.settings
     auth, token_verifier = build_auth(settings, services.health)
+    tasks = build_tasks_extension(services)  # long-running tools as tasks (SEP-2663), unless turned off
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -95,7 +97,10 @@ def build_mcp_server(
         auth=auth,
         token_verifier=token_verifier,
         subscriptions=services.subscriptions,
+        extensions=[tasks] if tasks is not None else None,
     )
+    if tasks is not None:
+        tasks.bind(server)
     mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
     load_packs(server, services, packs)
     return server

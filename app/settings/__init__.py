@@ -20,6 +20,7 @@ from app.settings.auth import AuthSettings
 from app.settings.backend import BackendSettings
 from app.settings.base import ENV_PREFIX, RateTier, SettingsGroup, http_url, is_loopback
 from app.settings.guards import GuardSettings
+from app.settings.longrun import LongRunSettings
 from app.settings.observability import ObservabilitySettings
 from app.settings.serving import ServingSettings
 from app.settings.transport import TransportSettings
@@ -55,6 +56,7 @@ GROUPS: tuple[type[SettingsGroup], ...] = (
     AuthSettings,
     BackendSettings,
     GuardSettings,
+    LongRunSettings,
     UpstreamSettings,
     ObservabilitySettings,
 )
@@ -63,6 +65,7 @@ GROUPS: tuple[type[SettingsGroup], ...] = (
 class Settings(
     ObservabilitySettings,
     UpstreamSettings,
+    LongRunSettings,
     GuardSettings,
     BackendSettings,
     AuthSettings,

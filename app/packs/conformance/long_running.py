@@ -57,6 +57,17 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         return f"computed {label or 'result'} after {seconds:g}s"
 
     @pack.tool(
+        scopes=scopes,
+        description="Task-supporting: sleeps `seconds`, then answers; NOT safe to re-run (a task whose replica "
+        "died ends failed rather than running twice).",
+        task_support="optional",
+        timeout_seconds=600,
+    )
+    async def slow_once(seconds: Annotated[float, Field(ge=0, le=600)] = 1) -> str:
+        await anyio.sleep(seconds)
+        return f"ran once for {seconds:g}s"
+
+    @pack.tool(
         scopes=scopes, description="Task-required: reports a tool execution error after about a second.",
         task_support="required",
     )  # fmt: skip

@@ -34,9 +34,9 @@ from mcp.types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from app.auth.principal import Principal
+from app.auth.principal import CredentialKind, Principal
 from app.backends import BackendUnavailable
-from app.call import current_call
+from app.call import CallContext, bind, current_call, unbind
 from app.errors import ErrorCode, ServiceError, internal_error
 from app.longrun.memory_store import wall_ms
 from app.longrun.records import EXTENSION_ID, TaskRecord, create_result, detailed, new_task_id
@@ -55,6 +55,10 @@ class TaskParams(RequestParams):
 
 class UpdateParams(TaskParams):
     input_responses: dict[str, Any] = Field(alias="inputResponses", max_length=100)
+
+
+def _kind(value: str) -> CredentialKind:
+    return "jwt" if value == "jwt" else "anonymous" if value == "anonymous" else "api_key"
 
 
 def _dump(model: Any) -> Any:
@@ -153,6 +157,8 @@ class TasksExtension(Extension):
             request_state=params.request_state,
             lease_owner=self.runner.replica,
             attempts=1,
+            scopes=tuple(sorted(principal.scopes)),
+            principal_kind=principal.kind,
         )
         answers = {key: _dump(value) for key, value in (params.input_responses or {}).items()}
         try:
@@ -173,7 +179,19 @@ class TasksExtension(Extension):
         return create_result(record)
 
     # --- running one round of a task's tool (the runner's invoker) ----------------------------------------
-    async def invoke(
+    async def invoke(self, record: TaskRecord, answers: dict[str, Any], state: str | None) -> Outcome | InputWanted:
+        """One round of the task's tool, as its caller (a call context of its own: the request is gone)."""
+        call = CallContext(request_id=f"task-{record.task_id[:12]}", method="tools/call", tool=record.tool)
+        call.era, call.arguments = "modern", record.arguments
+        call.principal = Principal(record.owner, frozenset(record.scopes), _kind(record.principal_kind))
+        call.policy = self.policies.tool(record.tool)
+        token = bind(call)
+        try:
+            return await self._round(record.tool, record.arguments, answers, state)
+        finally:
+            unbind(token)
+
+    async def _round(
         self, tool: str, arguments: dict[str, Any], answers: dict[str, Any], state: str | None
     ) -> Outcome | InputWanted:
         server = self._server

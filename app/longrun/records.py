@@ -43,6 +43,10 @@ class TaskRecord:
     lease_owner: str | None = None  # the replica running it
     lease_until_ms: int = 0
     attempts: int = 0  # runs started (a re-run after a dead replica counts)
+    # The creator's scopes and credential kind: the tool runs as its caller (`current_principal()`), on any
+    # replica, after the request is gone.
+    scopes: tuple[str, ...] = ()
+    principal_kind: str = "api_key"
 
     @property
     def terminal(self) -> bool:

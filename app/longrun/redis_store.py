@@ -98,6 +98,8 @@ class RedisTaskStore(TaskStore):
             lease_owner=fields.get("lease_owner") or None,
             lease_until_ms=int(fields.get("lease_until") or 0),
             attempts=int(fields.get("attempts") or 0),
+            scopes=tuple(fields.get("scopes", "").split()),
+            principal_kind=fields.get("kind") or "api_key",
         )
 
     # --- the contract -------------------------------------------------------------------------------
@@ -121,6 +123,8 @@ class RedisTaskStore(TaskStore):
             "rstate", record.request_state or "",
             "lease_owner", record.lease_owner or "",
             "attempts", record.attempts,
+            "scopes", " ".join(record.scopes),
+            "kind", record.principal_kind,
         ]  # fmt: skip
         given: list[str | bytes | float] = []
         for key, value in (answers or {}).items():

@@ -56,8 +56,8 @@ class Outcome:
     message: str | None = None
 
 
-# Runs one round of a task's tool: its arguments, the answers so far, its own state between rounds.
-Invoker = Callable[[str, dict[str, Any], dict[str, Any], str | None], Awaitable["Outcome | InputWanted"]]
+# Runs one round of a task's tool: the task (tool, arguments, caller), the answers so far, its own state.
+Invoker = Callable[[TaskRecord, dict[str, Any], str | None], Awaitable["Outcome | InputWanted"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +257,7 @@ class TaskRunner:
             if self._invoke is None:
                 raise RuntimeError("the task runner has no invoker")
             answers = await self.store.responses(record.task_id)
-            outcome = await self._invoke(record.tool, record.arguments, answers, state)
+            outcome = await self._invoke(record, answers, state)
             if isinstance(outcome, Outcome):
                 return outcome
             pending = {key: request for key, request in outcome.requests.items() if key not in answers}

@@ -111,3 +111,36 @@ async def test_bad_task_requests_are_refused_and_change_nothing(service: InProce
     assert not_waiting["result"]["resultType"] == "complete"
     assert await status(service, task_id) == "working"
     await send(service, "tasks/cancel", {"taskId": task_id})
+
+
+async def test_the_tasks_pack_exports_a_report_as_a_task_run_as_its_caller(backend: dict[str, Any]) -> None:
+    planner = harness.KEYS["alice"]
+    config = harness.settings(
+        ("tasks",), api_keys=[harness.key_entry(planner, "planner", "tasks:read tasks:write")], **backend
+    )
+    async with harness.running(config) as service:
+        for title in ("write the report", "send it"):
+            created = await service.call("create_task", {"title": title, "priority": 2}, token=planner)
+            assert not created.get("isError"), created
+        meta = {**modern_meta(), "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION: {}}}}
+
+        async def send_as_planner(method: str, params: dict[str, Any]) -> Any:
+            name = params.get("name") if method == "tools/call" else params.get("taskId")
+            headers = {**modern_headers(method, name), "authorization": f"Bearer {planner}"}
+            body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**params, "_meta": meta}}
+            return final(await service.http.post("/mcp", headers=headers, json=body))
+
+        made = (await send_as_planner("tools/call", {"name": "export_tasks", "arguments": {}}))["result"]
+        assert made["resultType"] == "task"
+        with anyio.fail_after(10):
+            while (task := (await send_as_planner("tasks/get", {"taskId": made["taskId"]}))["result"])[
+                "status"
+            ] == "working":
+                await anyio.sleep(0.05)
+        assert task["status"] == "completed", task
+        report = task["result"]["structuredContent"]
+        assert report["total"] == 2
+        assert report["by_priority"] == {"2": 2}
+        assert report["csv"].splitlines()[0] == "id,status,priority,due,title"
+        synchronous = await service.call("export_tasks", {}, token=planner, era="legacy")
+        assert synchronous["structuredContent"]["total"] == 2

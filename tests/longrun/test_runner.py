@@ -26,7 +26,7 @@ class Script:
         self.calls = 0
         self.cancelled = False
 
-    async def __call__(self, tool: str, arguments: dict[str, Any], answers: dict[str, Any], state: str | None) -> Any:
+    async def __call__(self, record: TaskRecord, answers: dict[str, Any], state: str | None) -> Any:
         self.calls += 1
         try:
             if self.release is not None:

@@ -144,3 +144,21 @@ async def test_the_tasks_pack_exports_a_report_as_a_task_run_as_its_caller(backe
         assert report["csv"].splitlines()[0] == "id,status,priority,due,title"
         synchronous = await service.call("export_tasks", {}, token=planner, era="legacy")
         assert synchronous["structuredContent"]["total"] == 2
+
+
+async def test_an_idempotency_key_on_a_task_creating_call_returns_the_same_task(backend: dict[str, Any]) -> None:
+    config = harness.settings(("slow",), **backend)
+    async with harness.running(config) as service:
+        meta = {**modern_meta(), "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION: {}}}}
+
+        async def create(key: str) -> dict[str, Any]:
+            params = {"name": "slow_task_write", "arguments": {"seconds": 0.2, "idempotency_key": key}, "_meta": meta}
+            headers = {**modern_headers("tools/call", "slow_task_write"), "authorization": f"Bearer {harness.ALICE}"}
+            body = {"jsonrpc": "2.0", "id": next(_ids), "method": "tools/call", "params": params}
+            result: dict[str, Any] = final(await service.http.post("/mcp", headers=headers, json=body))["result"]
+            return result
+
+        first, again, other = await create("k-1"), await create("k-1"), await create("k-2")
+        assert first["resultType"] == again["resultType"] == other["resultType"] == "task"
+        assert again["taskId"] == first["taskId"]
+        assert other["taskId"] != first["taskId"]

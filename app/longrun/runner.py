@@ -230,7 +230,22 @@ class TaskRunner:
                     )
                 )
         with anyio.CancelScope(shield=True):
-            await self.store.finish(task_id, self.replica, **_fields(outcome))
+            await self._write_end(task_id, outcome)
+
+    async def _write_end(self, task_id: str, outcome: Outcome) -> None:
+        """Record the end, retrying through a short store outage for up to a lease: past that the lease
+        has lapsed anyway and the task is another replica's to re-run or fail."""
+        give_up = anyio.current_time() + self.config.lease_seconds
+        delay = 0.05
+        while True:
+            try:
+                await self.store.finish(task_id, self.replica, **_fields(outcome))
+                return
+            except BackendUnavailable:
+                if anyio.current_time() + delay >= give_up:
+                    raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def _watch(self, task_id: str, scope: anyio.CancelScope) -> None:
         """Renew the lease; cancel the run when the task was cancelled or the lease is no longer ours."""

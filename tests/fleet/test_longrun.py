@@ -115,3 +115,24 @@ def test_a_task_whose_replica_stops_ends_by_its_tools_declaration(fleet_factory:
     assert once_end["error"]["data"]["code"] == "UNAVAILABLE"
     assert once_end["error"]["data"]["retryable"] is True
     assert "not safe to re-run" in once_end["error"]["message"]
+
+
+def test_tasks_survive_a_redis_restart_mid_run(fleet_factory: FleetFactory) -> None:
+    fleet = fleet_factory(3, redis_fsync="always", **SETTINGS)
+    finished = create(fleet.url, "slow_compute", {"seconds": 0, "label": "before"})
+    assert settle(urls_of(fleet, 0), finished)["status"] == "completed"
+    rerun = create(fleet.url, "slow_compute", {"seconds": 5, "label": "through"})
+    once = create(fleet.url, "slow_once", {"seconds": 5})
+    time.sleep(0.5)
+    fleet.redis.stop(kill=True)
+    time.sleep(3)  # longer than a lease: the runners cannot renew and stop their runs
+    fleet.redis.start()
+    everyone = urls_of(fleet, 0, 1, 2)
+    kept = settle(everyone, finished)
+    assert kept["result"]["content"][0]["text"] == "computed before after 0s"  # from the AOF
+    assert settle(everyone, rerun)["status"] == "completed"
+    once_end = settle(everyone, once)
+    if once_end["status"] == "failed":  # its run was stopped; it is not safe to run again
+        assert once_end["error"]["data"]["code"] == "UNAVAILABLE"
+    else:
+        assert once_end["status"] == "completed"

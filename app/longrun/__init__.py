@@ -11,8 +11,10 @@ from contextlib import AsyncExitStack
 
 import anyio
 
+from app.health import CheckResult
 from app.longrun.extension import TasksExtension
 from app.longrun.memory_store import MemoryTaskStore
+from app.longrun.observe import MetricsTaskObserver, readiness_check
 from app.longrun.redis_store import RedisTaskStore
 from app.longrun.runner import RunnerConfig, TaskRunner
 from app.longrun.store import TaskStore
@@ -35,7 +37,7 @@ def build_tasks_extension(services: Services) -> TasksExtension | None:
         max_running=settings.longrun_max_running,
         max_result_bytes=settings.longrun_max_result_bytes,
     )
-    runner = TaskRunner(store, config)
+    runner = TaskRunner(store, config, observer=MetricsTaskObserver(services.metrics))
     extension = TasksExtension(
         runner,
         services.policies,
@@ -53,4 +55,9 @@ def build_tasks_extension(services: Services) -> TasksExtension | None:
         await group.start(runner.run)
 
     services.on_startup(run_tasks)
+
+    async def tasks_check() -> CheckResult:
+        return readiness_check(runner)
+
+    services.health.add("tasks", tasks_check, required=False)
     return extension

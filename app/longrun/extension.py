@@ -175,6 +175,7 @@ class TasksExtension(Extension):
                 details={"max_active_tasks": self.max_active},
             )
         self.runner.launch(record)
+        self.runner.observer.created(record.tool)
         logger.info("task %s: created for tool %r", record.task_id, record.tool)
         return create_result(record)
 

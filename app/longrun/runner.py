@@ -26,7 +26,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -54,6 +54,27 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     message: str | None = None
+
+
+class TaskObserver(Protocol):
+    """Told about runs on this replica (metrics); every method must be cheap and never raise."""
+
+    def created(self, tool: str) -> None: ...
+
+    def ended(self, tool: str, status: str, seconds: float) -> None: ...
+
+    def running(self, count: int) -> None: ...
+
+
+class _Unobserved:
+    def created(self, tool: str) -> None:
+        return None
+
+    def ended(self, tool: str, status: str, seconds: float) -> None:
+        return None
+
+    def running(self, count: int) -> None:
+        return None
 
 
 # Runs one round of a task's tool: the task (tool, arguments, caller), the answers so far, its own state.
@@ -91,9 +112,18 @@ def orphan_failure() -> Outcome:
 
 
 class TaskRunner:
-    def __init__(self, store: TaskStore, config: RunnerConfig, invoke: Invoker | None = None) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        config: RunnerConfig,
+        invoke: Invoker | None = None,
+        *,
+        observer: TaskObserver | None = None,
+    ) -> None:
         self.store = store
         self.config = config
+        self.observer: TaskObserver = observer or _Unobserved()
+        self._started: dict[str, float] = {}  # task id -> when its run started here (monotonic)
         self.replica = secrets.token_urlsafe(12)  # a lease names its holder: this process
         self._invoke = invoke
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -111,6 +141,12 @@ class TaskRunner:
     def running(self) -> int:
         return len(self._scopes)
 
+    def oldest_seconds(self) -> float | None:
+        """How long the longest-running task here has been running (None: none running)."""
+        if not self._started:
+            return None
+        return anyio.current_time() - min(self._started.values())
+
     def has_room(self) -> bool:
         return self._group is not None and not self.stopping and self.running < self.config.max_running
 
@@ -126,6 +162,8 @@ class TaskRunner:
             raise RuntimeError("the task runner is not started")
         scope = anyio.CancelScope()
         self._scopes[record.task_id] = scope
+        self._started[record.task_id] = anyio.current_time()
+        self.observer.running(len(self._scopes))
         self._group.start_soon(self._execute, record, scope)
 
     # --- lifetime --------------------------------------------------------------------------------------
@@ -180,11 +218,13 @@ class TaskRunner:
                         "task %s: its lease lapsed and its tool is not safe to re-run: failed", record.task_id
                     )
                     await self._finish(record.task_id, orphan_failure())
+                    self.observer.ended(record.tool, "orphan_failed", 0.0)
 
     # --- one run ----------------------------------------------------------------------------------------
     async def _execute(self, record: TaskRecord, scope: anyio.CancelScope) -> None:
         task_id = record.task_id
         outcome: Outcome | None = None
+        ended = "lost"  # cancelled or taken over, unless something below says otherwise
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._watch, task_id, scope)
@@ -197,13 +237,19 @@ class TaskRunner:
                         )
                 group.cancel_scope.cancel()
             if outcome is not None:
-                await self._finish(task_id, outcome)
+                ended = await self._finish(task_id, outcome)
             elif task_id in self._handing_back:
                 await self._hand_back(record)
+                ended = "handed_back"
+            elif await self._was_cancelled(task_id):
+                ended = "cancelled"
         except BackendUnavailable as exc:
             logger.warning("task %s: the store is unreachable, its end is not recorded: %s", task_id, exc)
         finally:
+            started = self._started.pop(task_id, anyio.current_time())
+            self.observer.ended(record.tool, ended, anyio.current_time() - started)
             self._scopes.pop(task_id, None)
+            self.observer.running(len(self._scopes))
             self._handing_back.discard(task_id)
             if not self._scopes:
                 self._emptied.set()
@@ -217,7 +263,13 @@ class TaskRunner:
                 await self.store.finish(record.task_id, self.replica, **_fields(orphan_failure()))
                 logger.warning("task %s: shutting down before it finished: failed (retryable)", record.task_id)
 
-    async def _finish(self, task_id: str, outcome: Outcome) -> None:
+    async def _was_cancelled(self, task_id: str) -> bool:
+        with anyio.CancelScope(shield=True):
+            current = await self.store.get(task_id)
+        return current is not None and current.status == "cancelled"
+
+    async def _finish(self, task_id: str, outcome: Outcome) -> str:
+        """Record the run's end; the status it ended with."""
         if outcome.result is not None:
             size = len(json.dumps(outcome.result, separators=(",", ":")).encode())
             if size > self.config.max_result_bytes:
@@ -231,6 +283,7 @@ class TaskRunner:
                 )
         with anyio.CancelScope(shield=True):
             await self._write_end(task_id, outcome)
+        return outcome.status
 
     async def _write_end(self, task_id: str, outcome: Outcome) -> None:
         """Record the end, retrying through a short store outage for up to a lease: past that the lease

@@ -86,6 +86,12 @@ async def test_a_short_task_completes_with_its_result_inlined(service: InProcess
     assert done["result"]["content"][0]["text"] == "computed result after 0s"
     assert isinstance(done["ttlMs"], int)
     assert isinstance(done["pollIntervalMs"], int)
+    metrics = (await service.http.get("/metrics")).text
+    assert 'mcp_service_task_creations_total{gen_ai_tool_name="slow_compute"} 1.0' in metrics
+    assert 'mcp_service_tasks_ended_total{gen_ai_tool_name="slow_compute",status="completed"} 1.0' in metrics
+    ready = (await service.http.get("/health/ready")).json()
+    tasks = next(check for check in ready["checks"] if check["name"] == "tasks")
+    assert (tasks["status"], tasks["running"], tasks["max_running"]) == ("healthy", 0, 3)
 
 
 async def test_undeclared_and_legacy_clients_run_task_tools_synchronously(service: InProcessService) -> None:

@@ -55,6 +55,7 @@ class RedisTaskStore(TaskStore):
         self._conn = conn
         self._prefix = f"{conn.key_prefix}longrun:"
         self._leases = f"{self._prefix}{{leases}}"
+        self._indexed: dict[str, int] = {}  # task id -> the lease end last written to the indexes
         for name in _SCRIPT_NAMES:
             conn.add_script(f"longrun_{name}", _script(name))
 
@@ -131,8 +132,9 @@ class RedisTaskStore(TaskStore):
             given += [key, json.dumps(value, separators=(",", ":"))]
         keys = self._keys(record.task_id)
         args: list[str | bytes | float] = [lease_ms, record.ttl_ms, len(fields), *fields, *given]
-        lease_until = await self._run("create", "create", [keys[0], keys[2]], args)
-        await self._index(record.task_id, int(lease_until))
+        lease_until = int(await self._run("create", "create", [keys[0], keys[2]], args))
+        await self._index(record.task_id, lease_until)
+        self._indexed[record.task_id] = lease_until
         return True
 
     async def _index(self, task_id: str, lease_until_ms: int) -> None:
@@ -163,44 +165,42 @@ class RedisTaskStore(TaskStore):
         return {_text(key): json.loads(_text(value)) for key, value in raw.items()}
 
     async def answer(self, task_id: str, responses: dict[str, Any]) -> None:
-        pairs: list[str | bytes | float] = [wall_ms()]
+        pairs: list[str | bytes | float] = ["", wall_ms()]
         for key, value in responses.items():
             pairs += [key, json.dumps(value, separators=(",", ":"))]
-        record = await self.get(task_id)
-        if record is None:
-            return
-        await self._run("answer", "answer", self._keys(task_id), [record.ttl_ms, *pairs])
+        await self._run("answer", "answer", self._keys(task_id), pairs)
 
     async def cancel(self, task_id: str) -> None:
         record = await self.get(task_id)
         if record is None or record.terminal:
             return
-        args: list[str | bytes | float] = ["", record.ttl_ms, wall_ms(), "cancelled", "", "", "cancelled by the client"]
-        if int(await self._run("cancel", "finish", self._keys(task_id), args)):
-            await self._unindex(task_id, record.owner)
+        args: list[str | bytes | float] = ["", "", wall_ms(), "cancelled", "", "", "cancelled by the client"]
+        owner = await self._run("cancel", "finish", self._keys(task_id), args)
+        if owner != 0:
+            await self._unindex(task_id, _text(owner))
 
     async def renew(self, task_id: str, replica: str, lease_ms: int) -> TaskRecord | None:
-        record = await self.get(task_id)
-        if record is None:
-            return None
-        reply = await self._run("renew", "renew", self._keys(task_id), [replica, lease_ms, record.ttl_ms])
+        reply = await self._run("renew", "renew", self._keys(task_id), [replica, lease_ms])
         renewed = self._record(task_id, reply)
-        if renewed is not None and not renewed.terminal:
-            await self._index(task_id, renewed.lease_until_ms)
+        if renewed is None or renewed.terminal:
+            self._indexed.pop(task_id, None)
+            return renewed
+        # The indexes only need to know the lease has not lapsed: refreshed every third of a lease.
+        if renewed.lease_until_ms - self._indexed.get(task_id, 0) >= lease_ms // 3:
+            until = renewed.lease_until_ms
 
-            async def refresh_owner(client: Any) -> None:
-                await client.zadd(self._owner_key(renewed.owner), {task_id: renewed.lease_until_ms}, xx=True)
+            async def refresh(client: Any) -> None:
+                await client.zadd(self._leases, {task_id: until})
+                await client.zadd(self._owner_key(renewed.owner), {task_id: until}, xx=True)
 
-            await self._conn.run("longrun owner renew", refresh_owner, writes=True)
+            await self._conn.run("longrun reindex", refresh, writes=True)
+            self._indexed[task_id] = until
         return renewed
 
     async def await_input(
         self, task_id: str, replica: str, requests: dict[str, Any], request_state: str | None
     ) -> bool:
-        record = await self.get(task_id)
-        if record is None:
-            return False
-        args: list[str | bytes | float] = [replica, record.ttl_ms, wall_ms(), request_state or ""]
+        args: list[str | bytes | float] = [replica, "", wall_ms(), request_state or ""]
         for key, value in requests.items():
             args += [key, json.dumps(value, separators=(",", ":"))]
         return bool(int(await self._run("await input", "await_input", self._keys(task_id), args)))
@@ -215,25 +215,25 @@ class RedisTaskStore(TaskStore):
         error: dict[str, Any] | None = None,
         message: str | None = None,
     ) -> bool:
-        record = await self.get(task_id)
-        if record is None:
-            return False
         args: list[str | bytes | float] = [
             replica,
-            record.ttl_ms,
+            "",
             wall_ms(),
             "completed" if status == "completed" else "failed",
             json.dumps(result, separators=(",", ":")) if result is not None else "",
             json.dumps(error, separators=(",", ":")) if error is not None else "",
             message or "",
         ]
-        ended = bool(int(await self._run("finish", "finish", self._keys(task_id), args)))
-        if ended:
-            await self._unindex(task_id, record.owner)
-        return ended
+        owner = await self._run("finish", "finish", self._keys(task_id), args)
+        if owner == 0:
+            return False
+        self._indexed.pop(task_id, None)
+        await self._unindex(task_id, _text(owner))
+        return True
 
     async def release(self, task_id: str, replica: str) -> None:
         if int(await self._run("release", "release", self._keys(task_id)[:1], [replica])):
+            self._indexed.pop(task_id, None)
             await self._index(task_id, 0)
 
     async def claim_orphans(self, replica: str, lease_ms: int, limit: int) -> list[TaskRecord]:
@@ -244,17 +244,13 @@ class RedisTaskStore(TaskStore):
         claimed: list[TaskRecord] = []
         for member in await self._conn.run("longrun orphans", due):
             task_id = _text(member)
-            ttl = await self._ttl_of(task_id)
-            if ttl is None:  # gone (expired) or finished: the index entry is stale
+            reply = await self._run("claim", "claim", self._keys(task_id), [replica, lease_ms])
+            if reply in (b"gone", "gone"):  # expired or finished: the index entry is stale
                 await self._unindex(task_id, None)
                 continue
-            reply = await self._run("claim", "claim", self._keys(task_id), [replica, lease_ms, ttl])
-            record = self._record(task_id, reply)
+            record = self._record(task_id, reply) if isinstance(reply, list) else None
             if record is not None:
                 await self._index(task_id, record.lease_until_ms)
+                self._indexed[task_id] = record.lease_until_ms
                 claimed.append(record)
         return claimed
-
-    async def _ttl_of(self, task_id: str) -> int | None:
-        record = await self.get(task_id)
-        return None if record is None or record.terminal else record.ttl_ms

@@ -1,7 +1,7 @@
 -- Keep the client's answers to requests still pending, drop those requests; the last answer turns the
 -- task back to working. Answers to anything not pending are ignored.
 -- KEYS[1] task hash, KEYS[2] pending input requests, KEYS[3] answers
--- ARGV[1] ttl ms, ARGV[2] now ms, ARGV[3..] key, answer JSON pairs
+-- ARGV[1] unused, ARGV[2] now ms, ARGV[3..] key, answer JSON pairs
 if redis.call('HGET', KEYS[1], 'status') ~= 'input_required' then
   return 0
 end
@@ -20,6 +20,6 @@ if redis.call('HLEN', KEYS[2]) == 0 then
 end
 redis.call('HSET', KEYS[1], 'updated', ARGV[2])
 for i = 1, 3 do
-  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], redis.call('HGET', KEYS[1], 'ttl'))
 end
 return answered

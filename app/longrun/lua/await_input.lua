@@ -1,6 +1,6 @@
 -- The running task waits for the client: input_required with these requests (the lease holder only).
 -- KEYS[1] task hash, KEYS[2] pending input requests, KEYS[3] answers
--- ARGV[1] replica, ARGV[2] ttl ms, ARGV[3] now ms, ARGV[4] request state ('' for none), ARGV[5..] key, JSON
+-- ARGV[1] replica, ARGV[2] unused, ARGV[3] now ms, ARGV[4] request state ('' for none), ARGV[5..] key, JSON
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'completed' or status == 'failed' or status == 'cancelled' then
   return 0
@@ -14,6 +14,6 @@ if #ARGV > 4 then
 end
 redis.call('HSET', KEYS[1], 'status', 'input_required', 'rstate', ARGV[4], 'updated', ARGV[3])
 for i = 1, 3 do
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], redis.call('HGET', KEYS[1], 'ttl'))
 end
 return 1

@@ -38,6 +38,7 @@ from app.auth.principal import CredentialKind, Principal
 from app.backends import BackendUnavailable
 from app.call import CallContext, bind, current_call, unbind
 from app.errors import ErrorCode, ServiceError, internal_error
+from app.longrun import spans
 from app.longrun.memory_store import wall_ms
 from app.longrun.records import EXTENSION_ID, TaskRecord, create_result, detailed, new_task_id
 from app.longrun.runner import InputWanted, Outcome, TaskRunner, failure
@@ -159,6 +160,7 @@ class TasksExtension(Extension):
             attempts=1,
             scopes=tuple(sorted(principal.scopes)),
             principal_kind=principal.kind,
+            trace_link=spans.link_of_current(),
         )
         answers = {key: _dump(value) for key, value in (params.input_responses or {}).items()}
         try:
@@ -188,7 +190,8 @@ class TasksExtension(Extension):
         call.policy = self.policies.tool(record.tool)
         token = bind(call)
         try:
-            return await self._round(record.tool, record.arguments, answers, state)
+            with spans.task_round(record):
+                return await self._round(record.tool, record.arguments, answers, state)
         finally:
             unbind(token)
 

@@ -47,6 +47,7 @@ class TaskRecord:
     # replica, after the request is gone.
     scopes: tuple[str, ...] = ()
     principal_kind: str = "api_key"
+    trace_link: str | None = None  # "<trace id>-<span id>" (hex) of the creating call's span, for a link
 
     @property
     def terminal(self) -> bool:

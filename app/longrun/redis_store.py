@@ -101,6 +101,7 @@ class RedisTaskStore(TaskStore):
             attempts=int(fields.get("attempts") or 0),
             scopes=tuple(fields.get("scopes", "").split()),
             principal_kind=fields.get("kind") or "api_key",
+            trace_link=fields.get("link") or None,
         )
 
     # --- the contract -------------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class RedisTaskStore(TaskStore):
             "attempts", record.attempts,
             "scopes", " ".join(record.scopes),
             "kind", record.principal_kind,
+            "link", record.trace_link or "",
         ]  # fmt: skip
         given: list[str | bytes | float] = []
         for key, value in (answers or {}).items():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+import logging
+
 import anyio
 
 from app.health import CheckResult
@@ -22,6 +24,8 @@ from app.services import Services
 
 __all__ = ["TasksExtension", "build_tasks_extension"]
 
+logger = logging.getLogger(__name__)
+
 
 def build_tasks_extension(services: Services) -> TasksExtension | None:
     """The extension for this app, its runner started and drained by the app's lifespan; None when off."""
@@ -30,6 +34,11 @@ def build_tasks_extension(services: Services) -> TasksExtension | None:
         return None
     redis = services.backend.redis
     store: TaskStore = RedisTaskStore(redis) if redis is not None else MemoryTaskStore()
+    if redis is None and settings.workers > 1:
+        logger.warning(
+            "tasks live in each worker's memory (no MCPS_REDIS_URL): a tasks/get that reaches another worker "
+            "answers 'unknown task'. Set MCPS_REDIS_URL to share them."
+        )
     config = RunnerConfig(
         lease_seconds=settings.longrun_lease_seconds,
         check_seconds=settings.longrun_check_seconds,

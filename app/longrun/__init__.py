@@ -7,9 +7,8 @@ fleet, memory for one replica), the runner (leases, orphans, drain) and the exte
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-
 import logging
+from contextlib import AsyncExitStack
 
 import anyio
 

@@ -20,6 +20,7 @@ What remains (a lease renewed and claimed in one Lua script each) is small; see 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 import anyio
 
 from app.backends import BackendUnavailable
-from app.errors import ErrorCode, ServiceError
+from app.errors import ErrorCode, ServiceError, internal_error
 from app.longrun.records import TaskRecord
 from app.longrun.store import TaskStore
 
@@ -217,7 +218,11 @@ class TaskRunner:
                     logger.warning(
                         "task %s: its lease lapsed and its tool is not safe to re-run: failed", record.task_id
                     )
-                    await self._finish(record.task_id, orphan_failure())
+                    try:
+                        await self._finish(record.task_id, orphan_failure())
+                    except BackendUnavailable as exc:  # its lease lapses again: the next sweep retries
+                        logger.warning("task %s: failing it was not recorded: %s", record.task_id, exc)
+                        continue
                     self.observer.ended(record.tool, "orphan_failed", 0.0)
 
     # --- one run ----------------------------------------------------------------------------------------
@@ -243,8 +248,14 @@ class TaskRunner:
                 ended = "handed_back"
             elif await self._was_cancelled(task_id):
                 ended = "cancelled"
-        except BackendUnavailable as exc:
-            logger.warning("task %s: the store is unreachable, its end is not recorded: %s", task_id, exc)
+        except Exception as exc:  # nothing here may take the runner (and every other task) down with it
+            if _store_unreachable(exc):  # the lease lapses; the sweeper re-runs or fails the task
+                logger.warning("task %s: the store is unreachable, its end is not recorded: %s", task_id, exc)
+            else:
+                logger.exception("task %s: the runner failed", task_id)
+                ended = "failed"
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self.store.finish(task_id, self.replica, **_fields(failure(internal_error())))
         finally:
             started = self._started.pop(task_id, anyio.current_time())
             self.observer.ended(record.tool, ended, anyio.current_time() - started)
@@ -349,6 +360,13 @@ class TaskRunner:
                 return False
             if current.status == "working":
                 return True
+
+
+def _store_unreachable(exc: Exception) -> bool:
+    """``exc`` is `BackendUnavailable`, or a task group's error made only of those."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(BackendUnavailable)[1] is None
+    return isinstance(exc, BackendUnavailable)
 
 
 def _fields(outcome: Outcome) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
+from app.backends import BackendUnavailable
 from app.longrun.memory_store import MemoryTaskStore, wall_ms
 from app.longrun.records import TaskRecord, new_task_id
 from app.longrun.runner import InputWanted, Outcome, RunnerConfig, TaskRunner
@@ -142,3 +143,46 @@ async def test_a_tool_asking_again_for_answered_input_fails_instead_of_looping(
     assert record.status == "failed"
     assert record.error is not None
     assert "asked again" in record.error["message"]
+
+
+async def test_a_failing_invoker_fails_its_task_and_the_runner_keeps_going(store: MemoryTaskStore, host: Any) -> None:
+    class Broken:
+        calls = 0
+
+        async def __call__(self, record: TaskRecord, answers: dict[str, Any], state: str | None) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("a bug")
+            return Outcome("completed", result={"content": []})
+
+    runner = TaskRunner(store, CONFIG, Broken())
+    await host.start(runner.run)
+    broken = await ended(store, (await started(runner)).task_id)
+    assert broken.status == "failed"
+    assert broken.error is not None
+    assert broken.error["data"]["code"] == "INTERNAL_ERROR"
+    fine = await ended(store, (await started(runner)).task_id)
+    assert fine.status == "completed"
+
+
+async def test_an_unreachable_store_leaves_the_task_to_the_sweeper_not_failed(host: Any) -> None:
+    class Flaky(MemoryTaskStore):
+        outage = True
+
+        async def responses(self, task_id: str) -> dict[str, Any]:
+            if self.outage:
+                raise BackendUnavailable("redis: down")
+            return await super().responses(task_id)
+
+    store = Flaky()
+    runner = TaskRunner(store, CONFIG, Script(Outcome("completed", result={"content": []})))
+    await host.start(runner.run)
+    task = await started(runner)
+    with anyio.fail_after(10):
+        while runner.running:
+            await anyio.sleep(0.01)
+    left = await store.get(task.task_id)
+    assert left is not None
+    assert left.status == "working"  # not failed: its lease lapses and another run decides
+    store.outage = False
+    assert runner.has_room()

@@ -1,5 +1,9 @@
 """Task fixtures of the tasks extension's scenarios (SEP-2663, ``tasks-*``): tools that run as tasks.
 
+Run synchronously (a client without the extension), they keep the service's tool timeout like any
+tool; as tasks, ``MCPS_LONGRUN_MAX_RUN_SECONDS`` bounds them. ``protocol_error_job`` is task-required:
+synchronously it would answer a JSON-RPC internal error, which the service never does on purpose.
+
 Each declares its task support the way any pack would (``task_support``, ``rerun_safe``,
 ``task_input_first``); the service's tasks extension (`app.longrun`) does the rest. A task waiting on
 the client asks with an InputRequiredResult, as on the stateless wire: its task shows the requests
@@ -48,10 +52,9 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         description="Task-supporting: sleeps `seconds`, then answers. Safe to re-run.",
         task_support="optional",
         rerun_safe=True,
-        timeout_seconds=600,
     )
     async def slow_compute(
-        seconds: Annotated[float, Field(ge=0, le=600)] = 1, label: Annotated[str, Field(max_length=200)] = ""
+        seconds: Annotated[float, Field(ge=0, le=120)] = 1, label: Annotated[str, Field(max_length=200)] = ""
     ) -> str:
         await anyio.sleep(seconds)
         return f"computed {label or 'result'} after {seconds:g}s"
@@ -61,9 +64,8 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         description="Task-supporting: sleeps `seconds`, then answers; NOT safe to re-run (a task whose replica "
         "died ends failed rather than running twice).",
         task_support="optional",
-        timeout_seconds=600,
     )
-    async def slow_once(seconds: Annotated[float, Field(ge=0, le=600)] = 1) -> str:
+    async def slow_once(seconds: Annotated[float, Field(ge=0, le=120)] = 1) -> str:
         await anyio.sleep(seconds)
         return f"ran once for {seconds:g}s"
 

@@ -1,8 +1,9 @@
 """Task fixtures of the tasks extension's scenarios (SEP-2663, ``tasks-*``): tools that run as tasks.
 
 Run synchronously (a client without the extension), they keep the service's tool timeout like any
-tool; as tasks, ``MCPS_LONGRUN_MAX_RUN_SECONDS`` bounds them. ``protocol_error_job`` is task-required:
-synchronously it would answer a JSON-RPC internal error, which the service never does on purpose.
+tool; as tasks, ``MCPS_LONGRUN_MAX_RUN_SECONDS`` bounds them. ``protocol_error_job`` is task-required
+(synchronously it would answer a JSON-RPC internal error, which the service never does on purpose),
+and so are the two that ask for input (the handshake-era wire cannot carry their questions).
 
 Each declares its task support the way any pack would (``task_support``, ``rerun_safe``,
 ``task_input_first``); the service's tasks extension (`app.longrun`) does the rest. A task waiting on
@@ -77,15 +78,15 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
         await anyio.sleep(1)
         return CallToolResult(content=[TextContent(type="text", text="the job failed")], is_error=True)
 
-    @pack.tool(scopes=scopes, description="Task-supporting: fails at the protocol level.", task_support="optional")
+    @pack.tool(scopes=scopes, description="Task-required: fails at the protocol level.", task_support="required")
     async def protocol_error_job() -> str:
         await anyio.sleep(0.2)
         raise MCPError(code=INTERNAL_ERROR, message="protocol_error_job failed on purpose")
 
     @pack.tool(
         scopes=scopes,
-        description="Task-supporting: asks the client to confirm, then deletes (nothing real).",
-        task_support="optional",
+        description="Task-required: asks the client to confirm, then deletes (nothing real).",
+        task_support="required",
         rerun_safe=True,
     )
     async def confirm_delete(
@@ -98,8 +99,8 @@ def register(pack: PackContext[Any], scopes: tuple[str, ...]) -> None:
 
     @pack.tool(
         scopes=scopes,
-        description="Task-supporting: asks two questions at once.",
-        task_support="optional",
+        description="Task-required: asks two questions at once.",
+        task_support="required",
         rerun_safe=True,
     )
     async def multi_input(ctx: Context) -> str | InputRequiredResult:

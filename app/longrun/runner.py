@@ -91,6 +91,12 @@ class RunnerConfig:
     max_result_bytes: int
 
     @property
+    def sweep_seconds(self) -> float:
+        """How often to look for orphans: a quarter lease (a lapse is noticed within 1.25 leases), never
+        more often than the check-in, so an idle replica costs Redis little."""
+        return max(self.check_seconds, self.lease_seconds / 4)
+
+    @property
     def lease_ms(self) -> int:
         return math.ceil(self.lease_seconds * 1000)
 
@@ -197,7 +203,7 @@ class TaskRunner:
     # --- the orphan sweeper -----------------------------------------------------------------------------
     async def _sweep_forever(self) -> None:
         while True:
-            await anyio.sleep(self.config.check_seconds)
+            await anyio.sleep(self.config.sweep_seconds)
             if self.stopping:
                 continue
             room = min(self.config.max_running - self.running, ORPHAN_CLAIM_BATCH)

@@ -35,8 +35,8 @@ class LongRunSettings(SettingsGroup):
         0.5,
         gt=0,
         le=60,
-        description="How often a running task checks for cancellation and input, and a replica looks for tasks "
-        "whose lease lapsed.",
+        description="How often a running task checks for cancellation and input (a replica looks for tasks whose "
+        "lease lapsed every quarter lease, or this if longer).",
     )
     longrun_max_run_seconds: float = Field(
         3600, gt=0, le=7 * 86_400, description="A task still running after this ends failed (TIMEOUT)."

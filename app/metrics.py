@@ -171,6 +171,35 @@ class Metrics:
                 registry=registry,
             )
 
+        # --- long-running tools as tasks (app.longrun) -----------------------------------------
+        self.tasks_created = Counter(
+            "mcp_service_task_creations",
+            "Tasks created (tools/call answered with a task to poll), by tool.",
+            ["gen_ai_tool_name"],
+            registry=registry,
+        )
+        self.tasks_ended = Counter(
+            "mcp_service_tasks_ended",
+            "Task runs ended on this replica, by tool and how: completed, failed, cancelled, handed_back (at "
+            "shutdown, for another replica), lost (its lease taken over), orphan_failed (a dead replica's task "
+            "not safe to re-run).",
+            ["gen_ai_tool_name", "status"],
+            registry=registry,
+        )
+        self.task_run_duration = Histogram(
+            "mcp_service_task_run_duration_seconds",
+            "How long each task run took on this replica, by tool and how it ended.",
+            ["gen_ai_tool_name", "status"],
+            buckets=(*MCP_BUCKETS, 600.0, 1800.0, 3600.0),
+            registry=registry,
+        )
+        self.tasks_running = Gauge(
+            "mcp_service_tasks_running",
+            "Tasks running on this replica now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
         # --- third-party HTTP APIs -------------------------------------------------------------
         self.upstream_duration = Histogram(
             "mcp_service_upstream_request_duration_seconds",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mcp.shared.uri_template import UriTemplate
 
@@ -23,6 +23,7 @@ ADMIN_SCOPE = "admin"  # grants every other scope (`app.auth.principal.Principal
 ADMIN_ONLY: tuple[str, ...] = (ADMIN_SCOPE,)
 
 ArgumentsValidator = Callable[[dict[str, Any]], object]
+TaskSupport = Literal["never", "optional", "required"]  # the tasks extension (SEP-2663), per tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,12 @@ class ToolPolicy:
     timeout_seconds: float | None = None  # None: the service default
     max_concurrency: int | None = None  # calls of this tool in flight per replica
     notifies: bool = False  # may send the client something before its result: its calls are answered with SSE
+    # The tasks extension (`app.longrun`): whether a call may (optional) or must (required) run as a task
+    # the client polls; whether a task whose replica died may run again from the start elsewhere; whether
+    # the tool first asks its questions synchronously (multi-round-trip) and becomes a task once answered.
+    task_support: TaskSupport = "never"
+    rerun_safe: bool = False
+    task_input_first: bool = False
 
     def __post_init__(self) -> None:
         if self.cost <= 0:
@@ -47,6 +54,10 @@ class ToolPolicy:
             raise ValueError("timeout_seconds must be positive")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if self.task_support != "never" and self.cache_ttl_seconds is not None:
+            raise ValueError("a task-supporting tool's result is its task's, never cached")
+        if (self.rerun_safe or self.task_input_first) and self.task_support == "never":
+            raise ValueError("rerun_safe and task_input_first only mean something for a task-supporting tool")
 
 
 UNDECLARED_TOOL = ToolPolicy(scopes=ADMIN_ONLY)

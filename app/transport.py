@@ -25,6 +25,7 @@ from app.auth.setup import build_auth
 from app.auth.verifier import ServiceTokenVerifier
 from app.event_store import BoundedMemoryEventStore
 from app.http.framing import FramingDispatcher, FramingRule
+from app.longrun import build_tasks_extension
 from app.middleware.chain import build_chain
 from app.observability import mcp_span
 from app.observability.mcp_metrics import McpObserver
@@ -93,6 +94,7 @@ def build_mcp_server(
         auth_settings, token_verifier = auth
     else:
         auth_settings, token_verifier = build_auth(settings, services.health)
+    tasks = build_tasks_extension(services)  # long-running tools as tasks (SEP-2663), unless turned off
     server: MCPServer[Any] = MCPServer(
         settings.server_name,
         title="MCP Service",
@@ -113,7 +115,10 @@ def build_mcp_server(
         auth=auth_settings,
         token_verifier=token_verifier,
         subscriptions=services.subscriptions,
+        extensions=[tasks] if tasks is not None else None,
     )
+    if tasks is not None:
+        tasks.bind(server)
     mcp_span.install(server.middleware)  # the same MCP span, cheaper (see its module)
     load_packs(server, services, packs)
     capabilities.install(server)  # after the packs: no listChanged where nothing announces changes

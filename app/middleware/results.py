@@ -43,8 +43,9 @@ def with_meta(result: dict[str, Any], **marks: Any) -> dict[str, Any]:
 
 def is_final_success(result: Any) -> bool:
     """A result worth caching or replaying: not an error, and not a 2026-07-28 "input required"
-    question (the same call continues with answers, so its first answer must not be stored)."""
+    question (the same call continues with answers, so its first answer must not be stored). A task
+    (the tasks extension's CreateTaskResult) is one: a retry with the same key finds the same task."""
     body = as_dict(result)
     if not body:
         return False
-    return not body.get("isError") and body.get("resultType", "complete") == "complete"
+    return not body.get("isError") and body.get("resultType", "complete") in ("complete", "task")

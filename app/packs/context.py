@@ -28,7 +28,7 @@ from app.packs.declarations import (
     with_idempotency_key,
 )
 from app.packs.upstreams import StartupHook, Upstreams
-from app.policy import ToolPolicy
+from app.policy import TaskSupport, ToolPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -164,13 +164,21 @@ class PackContext(Generic[S]):
         structured_output: bool | None = None,
         input_schema: dict[str, Any] | None = None,
         notifies: bool = False,
+        task_support: TaskSupport = "never",
+        rerun_safe: bool = False,
+        task_input_first: bool = False,
     ) -> Callable[[F], F]:
         """Declare a tool and its policy. ``read_only`` tools may opt in to the cache; writes may take an
         ``idempotency_key`` (``idempotent_write``: the seam adds the argument) and drop cache tags
         (``invalidates``). MCP annotations come from the same flags, so hints and enforcement agree.
         A tool that may send the client anything before its result (log messages, progress it reports
         unasked, sampling or elicitation requests) declares ``notifies``: its calls are then answered
-        with an SSE stream; others get plain JSON unless the request asks for progress (docs/operations.md)."""
+        with an SSE stream; others get plain JSON unless the request asks for progress (docs/operations.md).
+
+        ``task_support`` (``optional``/``required``): a client that declares the tasks extension gets a
+        task to poll instead of waiting (docs/writing-a-pack.md, "Long-running tools"); ``rerun_safe``: a
+        task whose replica died may run again from the start; ``task_input_first``: the tool asks its
+        questions synchronously (InputRequiredResult) and becomes a task once they are answered."""
         label = name or "tool"
         if cache_ttl_seconds is not None and not read_only:
             raise ValueError(f"{label}: only read-only tools may be cached")
@@ -194,6 +202,9 @@ class PackContext(Generic[S]):
             timeout_seconds=timeout_seconds,
             max_concurrency=max_concurrency,
             notifies=notifies,
+            task_support=task_support,
+            rerun_safe=rerun_safe,
+            task_input_first=task_input_first,
         )
 
         def decorate(fn: F) -> F:

@@ -20,6 +20,7 @@ from app.settings.auth import AuthSettings
 from app.settings.backend import BackendSettings
 from app.settings.base import ENV_PREFIX, RateTier, SettingsGroup, http_url, is_loopback
 from app.settings.guards import GuardSettings
+from app.settings.longrun import LongRunSettings
 from app.settings.observability import ObservabilitySettings
 from app.settings.serving import ServingSettings
 from app.settings.stdio import StdioSettings
@@ -57,6 +58,7 @@ GROUPS: tuple[type[SettingsGroup], ...] = (
     AuthSettings,
     BackendSettings,
     GuardSettings,
+    LongRunSettings,
     UpstreamSettings,
     ObservabilitySettings,
     StdioSettings,
@@ -67,6 +69,7 @@ class Settings(
     StdioSettings,
     ObservabilitySettings,
     UpstreamSettings,
+    LongRunSettings,
     GuardSettings,
     BackendSettings,
     AuthSettings,

@@ -33,7 +33,12 @@ async def listed(service: InProcessService, method: str, key: str, token: str, e
 
 async def test_tool_list_is_filtered_by_scope(service: InProcessService, era: Era) -> None:
     assert await listed(service, "tools/list", "tools", BOB, era) == GUARD_TOOLS
-    assert await listed(service, "tools/list", "tools", ALICE, era) == {*GUARD_TOOLS, "whoami", "sleep"}
+    assert await listed(service, "tools/list", "tools", ALICE, era) == {
+        *GUARD_TOOLS,
+        "whoami",
+        "sleep",
+        "slow_task_write",
+    }
     assert await listed(service, "tools/list", "tools", OUTSIDER, era) == set()
 
 

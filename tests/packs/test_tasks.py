@@ -526,7 +526,7 @@ async def test_writes_publish_resource_updated(tasks_service: Callable[[str], Se
 async def test_read_only_key_cannot_write(tasks_service: Callable[[str], ServiceProcess]) -> None:
     async with client(tasks_service("memory"), "reader") as c:
         names = {tool.name for tool in (await c.list_tools()).tools}
-        assert names == {"get_task", "list_tasks", "task_history", "suggest_subtasks"}
+        assert names == {"export_tasks", "get_task", "list_tasks", "task_history", "suggest_subtasks"}
         denied = err(await c.call_tool("create_task", {"title": "nope"}), "PERMISSION_DENIED")
         assert denied["details"]["missing_scopes"] == ["tasks:write"]
         assert ok(await c.call_tool("list_tasks", {}))["tasks"] == []

@@ -38,6 +38,17 @@ def setup(pack: PackContext[NoSettings]) -> None:
             await ctx.report_progress(step + 1, steps)
         return f"slept {seconds:g}s"
 
+    @pack.tool(
+        "slow_task_write",
+        scopes=SCOPES,
+        description="A write that may run as a task (tasks extension): waits, then says so. Idempotent with a key.",
+        idempotent_write=True,
+        task_support="optional",
+    )
+    async def slow_task_write(seconds: float = Field(0.2, ge=0, le=60)) -> str:
+        await anyio.sleep(seconds)
+        return f"wrote after {seconds:g}s"
+
 
 def setup_broken(pack: PackContext[NoSettings]) -> None:
     raise RuntimeError("this pack is broken on purpose")

@@ -7,7 +7,7 @@ texts and the SDK's own everything-server, grouped by what they exercise.
 from __future__ import annotations
 
 from app.packs.api import NoSettings, Pack, PackContext
-from app.packs.conformance import backchannel, content, input_required, protocol
+from app.packs.conformance import backchannel, content, input_required, long_running, protocol
 
 SCOPES = ("conformance",)  # everything here needs this scope (or admin): fixtures, not features
 
@@ -17,6 +17,7 @@ def setup(context: PackContext[NoSettings]) -> None:
     backchannel.register(context, SCOPES)
     input_required.register(context, SCOPES)
     protocol.register(context, SCOPES)
+    long_running.register(context, SCOPES)
 
 
 pack = Pack("conformance", setup)

@@ -42,6 +42,7 @@ from app.packs.tasks.models import (
     derived_task_id,
 )
 from app.packs.tasks.models import Title as TitleType
+from app.packs.tasks.report import EXPORT_MAX_TASKS, TaskReport, task_report
 from app.packs.tasks.settings import TasksSettings
 from app.packs.tasks.store import TaskFilter, TaskStore, task_errors
 
@@ -225,6 +226,34 @@ def register(pack: PackContext[TasksSettings], store: TaskStore) -> None:
             )
         next_cursor = codec.encode(page.next_after, binding) if page.next_after is not None else None
         return TaskPage(tasks=page.tasks, next_cursor=next_cursor)
+
+    @pack.tool(
+        "export_tasks",
+        title="Export tasks as a report",
+        description=(
+            "Build a report of all the caller's tasks: counts by status and priority, overdue open tasks, and "
+            "every task as a CSV line (id, status, priority, due, title). It can take a while for many tasks: "
+            "a client that supports the tasks extension gets a task to poll; others wait for the result. Do "
+            "not use it to look at a few tasks (list_tasks, get_task)."
+        ),
+        scopes=READ,
+        read_only=True,
+        task_support="optional",
+        rerun_safe=True,  # it only reads: running it again elsewhere is harmless
+        timeout_seconds=300,
+    )
+    async def export_tasks(owner: Owner | None = None) -> TaskReport:
+        tenant = resolve_owner(owner)
+        tasks: list[Task] = []
+        after: str | None = None
+        with task_errors():
+            while len(tasks) < EXPORT_MAX_TASKS:
+                page = await store.list_page(tenant, after=after, limit=MAX_PAGE, where=TaskFilter())
+                tasks.extend(page.tasks)
+                if page.next_after is None:
+                    break
+                after = page.next_after
+        return task_report(tasks[:EXPORT_MAX_TASKS], truncated=len(tasks) > EXPORT_MAX_TASKS)
 
     @pack.tool(
         "update_task",

@@ -19,6 +19,7 @@ def test_a_task_run_has_a_span_linked_to_the_creating_call(
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "50",
             "MCPS_LONGRUN_CHECK_SECONDS": "0.05",
+            "MCPS_TRACE_SAMPLE_RATIO": "1.0",  # every root traced (the default samples 1 in 10)
         }
     )
     meta = {

@@ -120,7 +120,8 @@ INITIALIZE = {
 @pytest.mark.parametrize("entry", ["module", "console script"])
 def test_eof_ends_the_process_with_status_0_and_stdout_is_only_json_rpc(tmp_path: Path, entry: str) -> None:
     if entry == "console script" and not CONSOLE_SCRIPT.exists():
-        pytest.skip("the package is not installed in this interpreter's environment (pip install -e .)")
+        # scripts/test installs the package (pip install -e .), so a missing script is a broken install.
+        pytest.fail("the console script is not installed in this interpreter's environment (pip install -e .)")
     command = MODULE if entry == "module" else [str(CONSOLE_SCRIPT)]
     process = _start(tmp_path, command, MCPS_LOG_LEVEL="DEBUG")  # as many log lines as there can be
     assert process.stdin is not None

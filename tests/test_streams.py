@@ -32,8 +32,11 @@ def test_stateless_get_is_refused_with_405_and_a_json_rpc_body(service_factory: 
     assert post.status_code == 200
 
 
-def _read_listen(url: str, messages: list[dict[str, Any]], errors: list[BaseException]) -> threading.Thread:
-    """Open a listen stream and collect its JSON-RPC messages until the server ends the response."""
+def _read_listen(
+    url: str, messages: list[dict[str, Any]], errors: list[BaseException], comments: list[str] | None = None
+) -> threading.Thread:
+    """Open a listen stream and collect its JSON-RPC messages (and its SSE comment lines, into
+    ``comments`` when given) until the server ends the response."""
     body = {
         "jsonrpc": "2.0",
         "id": "listen-1",
@@ -48,6 +51,10 @@ def _read_listen(url: str, messages: list[dict[str, Any]], errors: list[BaseExce
                 client.stream("POST", url, headers=modern_headers("subscriptions/listen"), json=body) as response,
             ):
                 for line in response.iter_lines():
+                    if line.startswith(":"):
+                        if comments is not None:
+                            comments.append(line)
+                        continue
                     text = line[5:] if line.startswith("data:") else line
                     if text.strip().startswith("{"):
                         messages.append(json.loads(text))
@@ -195,31 +202,7 @@ def test_no_keep_alive_comments_when_turned_off(service_factory: ServiceFactory)
     messages: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     comments: list[str] = []
-    body = {
-        "jsonrpc": "2.0",
-        "id": "listen-1",
-        "method": "subscriptions/listen",
-        "params": {"notifications": {"toolsListChanged": True}, "_meta": modern_meta()},
-    }
-
-    def run() -> None:
-        try:
-            with (
-                httpx2.Client(timeout=httpx2.Timeout(30.0)) as client,
-                client.stream(
-                    "POST", service.mcp_url, headers=modern_headers("subscriptions/listen"), json=body
-                ) as response,
-            ):
-                for line in response.iter_lines():
-                    if line.startswith(":"):
-                        comments.append(line)
-                    elif line.startswith("data:") and line[5:].strip():
-                        messages.append(json.loads(line[5:]))
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = _read_listen(service.mcp_url, messages, errors, comments)
     deadline = time.monotonic() + 10
     while not messages and time.monotonic() < deadline:
         time.sleep(0.02)

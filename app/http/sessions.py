@@ -4,7 +4,8 @@ The SDK caps sessions in total (`MCPS_MAX_SESSIONS`), not per caller, so one key
 session of a replica. Its session manager has no public hook for "session created" or "session
 ended", so ownership is recorded here from what crosses the edge:
 
-- a request without ``Mcp-Session-Id`` (it would open a session) is checked first: its bearer token
+- a request without ``Mcp-Session-Id`` that would open a session (a handshake-era ``initialize``;
+  2026-07-28 requests name their method in ``Mcp-Method`` and never open one) is checked first: its bearer token
   goes through the service's own verifier (its verdict cache makes this second look cheap, and it
   happens once per session), and a principal at its cap gets 429 ``RATE_LIMITED`` before the SDK
   creates anything;
@@ -30,6 +31,7 @@ from app.errors import ErrorCode, ServiceError
 Identify = Callable[[str | None], Awaitable[str | None]]
 
 _SESSION_HEADER = b"mcp-session-id"
+_METHOD_HEADER = b"mcp-method"  # every 2026-07-28 request carries it (SEP-2243); handshake-era ones do not
 
 
 @dataclass(slots=True)
@@ -57,7 +59,11 @@ class SessionOwners:
     async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = _header(scope, _SESSION_HEADER)
         if session_id is None:
-            await self._open(app, scope, receive, send)
+            method = _header(scope, _METHOD_HEADER)
+            if method is None or method == "initialize":
+                await self._open(app, scope, receive, send)
+            else:  # a 2026-07-28 request (it names its method): served without a session, opens none
+                await app(scope, receive, send)
             return
         entry = self._sessions.get(session_id)
         streaming = entry is not None and scope["method"] == "GET"

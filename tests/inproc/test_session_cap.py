@@ -56,6 +56,11 @@ async def test_a_principal_at_its_session_cap_is_refused_429_and_others_are_not(
         assert (await open_session(service, BOB)).status_code == 200
         assert (await open_session(service, None)).status_code == 401
 
+        # A 2026-07-28 request opens no session: the capped principal is still served.
+        modern = await service.rpc("tools/list", era="modern")
+        assert modern.status_code == 200
+        assert "mcp-session-id" not in modern.headers
+
         # The existing sessions still serve requests.
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
         assert (await service.http.post("/mcp", headers=session_headers(ALICE, ids[0]), json=ping)).status_code == 200

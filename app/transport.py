@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod, CacheHint
@@ -24,6 +25,7 @@ from app.auth.principal import Principal
 from app.auth.setup import build_auth
 from app.auth.verifier import ServiceTokenVerifier
 from app.event_store import BoundedMemoryEventStore
+from app.http.exchange import JsonExchange
 from app.http.framing import FramingDispatcher, FramingRule
 from app.longrun import build_tasks_extension
 from app.middleware.chain import build_chain
@@ -125,14 +127,21 @@ def build_mcp_server(
     return server
 
 
+class Runs(Protocol):
+    """What the parent lifespan runs for ``/mcp``: a session manager, or the JSON exchange."""
+
+    def run(self) -> AbstractAsyncContextManager[None]: ...
+
+
 def build_mcp_app(
     server: MCPServer[Any], settings: Settings, notifying_tools: Iterable[str] = ()
-) -> tuple[Starlette, list[StreamableHTTPSessionManager]]:
-    """The SDK's Starlette app serving ``/mcp``, and the session managers the parent lifespan runs.
+) -> tuple[Starlette, list[Runs]]:
+    """The SDK's Starlette app serving ``/mcp``, and what the parent lifespan runs for it.
 
     With framing ``auto`` in stateless mode there are two managers over the same server, one
     answering with SSE and one with plain JSON, and each POST goes to one of them
-    (`app.http.framing`); otherwise one manager frames every answer the configured way.
+    (`app.http.framing`), a plain request sent to JSON through the exchange
+    (`app.http.exchange`); otherwise one manager frames every answer the configured way.
     """
     framing = settings.framing
     split = framing == "auto" and settings.stateless
@@ -149,7 +158,7 @@ def build_mcp_app(
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    managers = [server.session_manager]
+    managers: list[Runs] = [server.session_manager]
     if split:
         sse = server.session_manager
         json_manager = StreamableHTTPSessionManager(
@@ -160,8 +169,9 @@ def build_mcp_app(
             max_request_body_size=sse.max_request_body_size,
         )
         rule = FramingRule(notifying_tools)
+        exchange = JsonExchange(sse.app, sse.security_settings, json_manager.handle_request)
         sdk_gaps.front_session_manager(
-            sse, lambda sse_app: FramingDispatcher(sse_app, json_manager.handle_request, rule)
+            sse, lambda sse_app: FramingDispatcher(sse_app, json_manager.handle_request, rule, exchange)
         )
-        managers.append(json_manager)
+        managers += [json_manager, exchange]
     return app, managers

@@ -64,6 +64,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Every trace recorded (the default samples 1 root trace in 10), and the rate limiter without leases.
     "service-everytrace": {"env": {"MCPS_TRACE_SAMPLE_RATIO": "1.0"}},
     "service-nolease": {"env": {"MCPS_RATE_LIMIT_LEASE_MAX": "0"}},
+    # The plain path of app/http/exchange.py: every JSON answer through the SDK's JSON session manager.
+    "service-sdkjson": {"env": {"MCPS_RESPONSE_FRAMING": "json"}},
     "service-noredis": {"redis": False},
     # The same, with redis-py's C parser (hiredis) importable: `pip install hiredis` (a redis[hiredis] extra).
     "service-hiredis": {"site": "hiredis"},

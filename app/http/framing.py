@@ -17,6 +17,9 @@ one of two session managers over the same server: the JSON one, unless
 - it is ``subscriptions/listen`` (its answer is a stream), or
 - it calls a tool declared ``notifies=True`` (it may log, or talk back, during the call).
 
+A call sent to JSON is answered by `app.http.exchange` (one plain request, without the SDK's
+per-request machinery) or, when it is anything else, by the JSON manager.
+
 A client that accepts only ``application/json`` gets the JSON manager whatever it calls (it could not
 read a stream; what a tool sends before its result is then dropped); one that accepts neither gets
 the SDK's 406.
@@ -42,6 +45,8 @@ from typing import Any
 
 from mcp_types import LOG_LEVEL_META_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.http.exchange import JsonExchange
 
 _PROGRESS_MEMBER = "progressToken"
 LISTEN = "subscriptions/listen"
@@ -110,12 +115,15 @@ def _accepting_both(scope: Scope) -> Scope:
 class FramingDispatcher:
     """The ASGI app in front of the two managers; it runs with the request body already buffered."""
 
-    __slots__ = ("_json", "_rule", "_sse")
+    __slots__ = ("_exchange", "_json", "_rule", "_sse")
 
-    def __init__(self, sse: ASGIApp, json_app: ASGIApp, rule: FramingRule) -> None:
+    def __init__(
+        self, sse: ASGIApp, json_app: ASGIApp, rule: FramingRule, exchange: JsonExchange | None = None
+    ) -> None:
         self._sse = sse
         self._json = json_app
         self._rule = rule
+        self._exchange = exchange
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         json_ok, sse_ok = accepted(scope)
@@ -129,9 +137,15 @@ class FramingDispatcher:
                 await self._sse(_accepting_both(scope), receive, _SseOnly(send))
             return
         first = await receive()  # the whole body, as the SDK's body-limit layer buffered it
-        complete = first["type"] == "http.request" and not first.get("more_body", False)
-        target = self._json if complete and not self._rule.may_stream(first.get("body", b"")) else self._sse
-        await target(scope, _Replay(first, receive), send)
+        body = first.get("body", b"")
+        if first["type"] != "http.request" or first.get("more_body", False) or self._rule.may_stream(body):
+            await self._sse(scope, _Replay(first, receive), send)
+            return
+        replay = _Replay(first, receive)
+        if self._exchange is not None:
+            await self._exchange.serve(scope, body, replay, send)
+        else:
+            await self._json(scope, replay, send)
 
 
 class _Replay:

@@ -40,12 +40,19 @@ async def test_a_begin_cut_off_by_a_stall_says_the_write_did_not_run_and_the_key
         assert after["runs"] == before["runs"] + 1  # the stalled call's body never ran
 
         own_redis.stop()
-        refused = error_of(await service.call("note_write", {"text": "d", "idempotency_key": "refused"}))
-        assert (refused["code"], refused["retryable"], refused["details"]) == (
-            "UNAVAILABLE",
-            True,
-            {"outcome": "not_applied"},
-        )
+        # The first write after the stop may go out on a pooled connection whose close the client
+        # has not seen yet: "closed by server" after sending is an unknown (the key may be held).
+        # Once a connect is refused, the answer is certain; every answer says "not applied".
+        for attempt in range(3):
+            refused = error_of(await service.call("note_write", {"text": "d", "idempotency_key": f"refused{attempt}"}))
+            assert (refused["code"], refused["retryable"], refused["details"]["outcome"]) == (
+                "UNAVAILABLE",
+                True,
+                "not_applied",
+            )
+            if "key_may_be_held_seconds" not in refused["details"]:
+                break
+        assert refused["details"] == {"outcome": "not_applied"}
 
 
 async def test_a_full_idempotency_store_says_full_not_unreachable(tmp_path: Path) -> None:

@@ -16,7 +16,11 @@ pack imports it (packs declare; `app.packs.apply` applies declarations, calling 
   handler is what the SDK documents for it, through the low-level `add_request_handler` again.
 - The `ListenHandler` `MCPServer` builds for ``subscriptions/listen``: its public ``close()`` is the
   SDK's graceful end of every listen stream (each sends its final result), which shutdown needs, but
-  `MCPServer` keeps the handler on its low-level server and exposes neither.
+  `MCPServer` keeps the handler on its low-level server and exposes neither. (A handler that wraps
+  it, `app.longrun.listen`, offers the same ``close()``.)
+- A notification the SDK's typed union does not list: ``notifications/tasks`` (SEP-2663; mcp_types
+  leaves the tasks extension's notification out, "types-only"). `ServerSession.send_notification`
+  only dumps the model and sends its ``method`` and ``params``, so a plain model of ours goes through.
 - A per-request choice of response framing (`app.http.framing`): the SDK fixes ``json_response``
   per session manager, and its ``/mcp`` route (built by ``streamable_http_app``, behind the auth
   layers) calls the manager's ``asgi_app``. Putting a dispatcher there, in front of a second
@@ -32,11 +36,13 @@ The SDK's own conformance fixture (examples/servers/everything-server) reaches i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, cast, runtime_checkable
 
+from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.session import ServerSession
 from mcp.server.streamable_http_manager import RequestBodyLimitMiddleware, StreamableHTTPSessionManager
 from mcp.server.subscriptions import ListenHandler
 from pydantic import BaseModel
@@ -69,11 +75,31 @@ def wrap_request_handler(server: MCPServer[Any], method: str, wrap: Callable[[Re
     lowlevel.add_request_handler(method, entry.params_type, wrap(entry.handler))
 
 
+@runtime_checkable
+class GracefulClose(Protocol):
+    """A listen handler that ends its streams gracefully (the SDK's, or one wrapping it)."""
+
+    def close(self) -> None: ...
+
+
 def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:
     """The SDK's graceful close of every open listen stream, or None if the server serves no listen."""
     entry = server._lowlevel_server.get_request_handler("subscriptions/listen")
     handler = entry.handler if entry is not None else None
-    return handler.close if isinstance(handler, ListenHandler) else None
+    return handler.close if isinstance(handler, ListenHandler | GracefulClose) else None
+
+
+class _Notification(BaseModel):
+    method: str
+    params: dict[str, Any]
+
+
+async def send_notification(
+    session: ServerSession, method: str, params: Mapping[str, Any], related_request_id: types.RequestId
+) -> None:
+    """Send a notification the SDK's `ServerNotification` union does not list, on a request's stream."""
+    notification = cast(types.ServerNotification, _Notification(method=method, params=dict(params)))
+    await session.send_notification(notification, related_request_id=related_request_id)
 
 
 async def serve_session(server: MCPServer[Any], read_stream: Any, write_stream: Any) -> None:

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import anyio
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from app.backends import (
     Backend,
@@ -46,7 +47,8 @@ class Services:
     policies: Policies = field(default_factory=Policies)
     enabled_packs: list[str] = field(default_factory=list)
     upstream_observer: AttemptObserver | None = None  # set by `app.observability.wiring.wire`
-    subscriptions: RedisSubscriptionBus | None = None  # None: the SDK's in-process bus (one replica)
+    # Redis pub/sub for a fleet; the SDK's in-process bus for one replica (listen streams share it).
+    subscriptions: RedisSubscriptionBus | InMemorySubscriptionBus = field(default_factory=InMemorySubscriptionBus)
     _startup: list[Callable[[AsyncExitStack], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod

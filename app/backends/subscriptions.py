@@ -13,6 +13,11 @@ The bus uses the backend's `RedisConnection`, not a client of its own: one pool,
 a sharded channel (SPUBLISH / SSUBSCRIBE, Redis 7): classic pub/sub there broadcasts every message
 to every node over the cluster bus; a sharded channel lives on the primary owning its slot (its
 replicas too), and redis-py's cluster pub/sub follows it when that slot moves or fails over.
+
+The same channel carries a second vocabulary the SDK's does not have: a long-running task changed
+status (`TaskChanged`, SEP-2663's ``notifications/tasks``), delivered to the listeners registered with
+`subscribe_tasks` only, so the SDK's listen streams never see an event they cannot handle. It names
+the task and nothing else (a stream reads the task from the store and checks it may see it).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -50,14 +56,23 @@ _KINDS: dict[str, ServerEvent] = {
 }
 
 
-def encode(event: ServerEvent) -> str:
+@dataclass(frozen=True)
+class TaskChanged:
+    """The long-running task ``task_id`` changed status."""
+
+    task_id: str
+
+
+def encode(event: ServerEvent | TaskChanged) -> str:
+    if isinstance(event, TaskChanged):
+        return json.dumps({"kind": "task", "id": event.task_id})
     if isinstance(event, ResourceUpdated):
         return json.dumps({"kind": "resource", "uri": event.uri})
     kind = next(name for name, value in _KINDS.items() if value == event)
     return json.dumps({"kind": kind})
 
 
-def decode(raw: bytes | str) -> ServerEvent | None:
+def decode(raw: bytes | str) -> ServerEvent | TaskChanged | None:
     try:
         data: Any = json.loads(raw)
     except ValueError:
@@ -66,6 +81,8 @@ def decode(raw: bytes | str) -> ServerEvent | None:
         return None
     if data.get("kind") == "resource" and isinstance(data.get("uri"), str):
         return ResourceUpdated(uri=data["uri"])
+    if data.get("kind") == "task" and isinstance(data.get("id"), str):
+        return TaskChanged(data["id"])
     return _KINDS.get(str(data.get("kind")))
 
 
@@ -76,9 +93,17 @@ class RedisSubscriptionBus:
         self._redis = redis
         self._channel = f"{redis.key_prefix}{channel}"
         self._listeners: dict[object, Callable[[ServerEvent], None]] = {}
+        self._task_listeners: dict[object, Callable[[str], None]] = {}
         self.connected = False
 
     async def publish(self, event: ServerEvent) -> None:
+        await self._publish(event)
+
+    async def publish_task(self, task_id: str) -> None:
+        """Tell every replica's task listeners that task ``task_id`` changed status."""
+        await self._publish(TaskChanged(task_id))
+
+    async def _publish(self, event: ServerEvent | TaskChanged) -> None:
         message = encode(event)
 
         async def call(client: Client) -> int:
@@ -104,7 +129,24 @@ class RedisSubscriptionBus:
 
         return unsubscribe
 
-    def _deliver(self, event: ServerEvent) -> None:
+    def subscribe_tasks(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Register ``listener`` for task changes (it gets the task id); returns its unsubscribe."""
+        token = object()
+        self._task_listeners[token] = listener
+
+        def unsubscribe() -> None:
+            self._task_listeners.pop(token, None)
+
+        return unsubscribe
+
+    def _deliver(self, event: ServerEvent | TaskChanged) -> None:
+        if isinstance(event, TaskChanged):
+            for task_listener in list(self._task_listeners.values()):
+                try:
+                    task_listener(event.task_id)
+                except Exception:  # fan-out boundary, as below
+                    logger.exception("task listener raised; continuing")
+            return
         for listener in list(self._listeners.values()):
             try:
                 listener(event)

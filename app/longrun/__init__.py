@@ -2,23 +2,31 @@
 
 Not the *tasks pack* (`app.packs.tasks`, a principal's to-do items): these tasks are tool calls that
 outlive their request. `build_tasks_extension` wires the pieces for one app: the store (Redis for a
-fleet, memory for one replica), the runner (leases, orphans, drain) and the extension the SDK serves.
+fleet, memory for one replica), the runner (leases, orphans, drain), the extension the SDK serves, and
+the listen handler that carries ``notifications/tasks`` (status changes announced on the backend's bus).
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
+from typing import Any
 
 import anyio
+from mcp.server.mcpserver import MCPServer
 
+from app.backends.subscriptions import RedisSubscriptionBus
 from app.health import CheckResult
+from app.longrun.events import LocalTaskEvents, TaskEvents
 from app.longrun.extension import TasksExtension
+from app.longrun.listen import TaskListenHandler
 from app.longrun.memory_store import MemoryTaskStore
+from app.longrun.notifying_store import NotifyingTaskStore
 from app.longrun.observe import MetricsTaskObserver, readiness_check
 from app.longrun.redis_store import RedisTaskStore
 from app.longrun.runner import RunnerConfig, TaskRunner
 from app.longrun.store import TaskStore
+from app.sdk_gaps import wrap_request_handler
 from app.services import Services
 
 __all__ = ["TasksExtension", "build_tasks_extension"]
@@ -32,7 +40,10 @@ def build_tasks_extension(services: Services) -> TasksExtension | None:
     if not settings.longrun_enabled:
         return None
     redis = services.backend.redis
-    store: TaskStore = RedisTaskStore(redis) if redis is not None else MemoryTaskStore()
+    bus = services.subscriptions
+    events: TaskEvents = bus if isinstance(bus, RedisSubscriptionBus) else LocalTaskEvents()
+    kept: TaskStore = RedisTaskStore(redis) if redis is not None else MemoryTaskStore()
+    store = NotifyingTaskStore(kept, events)  # every status change reaches the listen streams following it
     if redis is None and settings.workers > 1:
         logger.warning(
             "tasks live in each worker's memory (no MCPS_REDIS_URL): a tasks/get that reaches another worker "
@@ -54,6 +65,15 @@ def build_tasks_extension(services: Services) -> TasksExtension | None:
         max_active=settings.longrun_max_active_per_principal,
     )
     runner.bind(extension.invoke)
+
+    def serve_task_notifications(server: MCPServer[Any]) -> None:
+        wrap_request_handler(
+            server,
+            "subscriptions/listen",
+            lambda inner: TaskListenHandler(inner, bus, events, store, services.policies),
+        )
+
+    extension.on_bind.append(serve_task_notifications)
     services.lifecycle.on_stop(lambda: setattr(runner, "stopping", True))
 
     async def run_tasks(stack: AsyncExitStack) -> None:

@@ -16,6 +16,7 @@ same -32602 as an unknown id), and its tool's scopes are checked again on every 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -26,7 +27,6 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import (
     HEADER_MISMATCH,
     INVALID_PARAMS,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
     CallToolRequestParams,
     InputRequiredResult,
     RequestParams,
@@ -39,6 +39,7 @@ from app.backends import BackendUnavailable
 from app.call import CallContext, bind, current_call, unbind
 from app.errors import ErrorCode, ServiceError, internal_error
 from app.longrun import spans
+from app.longrun.access import declared, missing_capability, missing_scopes, owns
 from app.longrun.memory_store import wall_ms
 from app.longrun.records import EXTENSION_ID, TaskRecord, create_result, detailed, new_task_id
 from app.longrun.runner import InputWanted, Outcome, TaskRunner, failure
@@ -67,23 +68,6 @@ def _dump(model: Any) -> Any:
     return dumped if dumped is not None else model
 
 
-def declared(ctx: ServerRequestContext[Any, Any]) -> bool:
-    """Whether this request may use the extension: the 2026-07-28 wire and a client that declares it."""
-    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-        return False  # a legacy wire cannot carry a CreateTaskResult
-    capabilities = ctx.session.client_capabilities
-    extensions = capabilities.extensions if capabilities is not None else None
-    return bool(extensions) and EXTENSION_ID in (extensions or {})
-
-
-def missing_capability(what: str) -> MCPError:
-    return MCPError(
-        code=MISSING_REQUIRED_CLIENT_CAPABILITY,
-        message=f"{what} needs the {EXTENSION_ID} extension: declare it in the client's capabilities",
-        data={"requiredCapabilities": {"extensions": {EXTENSION_ID: {}}}},
-    )
-
-
 def unknown_task(task_id: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message="unknown task (it never existed, expired, or is not yours)")
 
@@ -105,10 +89,13 @@ class TasksExtension(Extension):
         self.poll_interval_ms = poll_interval_ms
         self.max_active = max_active
         self._server: MCPServer[Any] | None = None
+        self.on_bind: list[Callable[[MCPServer[Any]], None]] = []  # what else needs the built server
 
     def bind(self, server: MCPServer[Any]) -> None:
         """The server whose tools tasks run (set once the server is built; it is built with this extension)."""
         self._server = server
+        for hook in self.on_bind:
+            hook(server)
 
     def methods(self) -> list[MethodBinding]:
         versions = frozenset(MODERN_PROTOCOL_VERSIONS)
@@ -237,9 +224,9 @@ class TasksExtension(Extension):
             record = await self.store.get(params.task_id)
         except BackendUnavailable as exc:
             raise unavailable(exc) from None
-        if record is None or principal is None or record.owner != principal.id:
+        if record is None or principal is None or not owns(record, principal):
             raise unknown_task(params.task_id)
-        missing = principal.missing(self.policies.tool(record.tool).scopes)
+        missing = missing_scopes(record, principal, self.policies)
         if missing:
             raise ServiceError(
                 ErrorCode.PERMISSION_DENIED,

@@ -87,3 +87,10 @@ def detailed(record: TaskRecord) -> dict[str, Any]:
     elif record.status == "input_required":
         body["inputRequests"] = record.input_requests
     return body
+
+
+def notification_params(record: TaskRecord) -> dict[str, Any]:
+    """A ``notifications/tasks`` body: the task as ``tasks/get`` answers it, without the result's tag."""
+    body = detailed(record)
+    del body["resultType"]
+    return body

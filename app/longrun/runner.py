@@ -33,6 +33,7 @@ import anyio
 
 from app.backends import BackendUnavailable
 from app.errors import ErrorCode, ServiceError, internal_error
+from app.longrun.memory_store import wall_ms
 from app.longrun.records import TaskRecord
 from app.longrun.store import TaskStore
 
@@ -215,14 +216,21 @@ class TaskRunner:
                 logger.warning("looking for orphaned tasks failed: %s", exc)
                 continue
             for record in claimed:
+                # When (wall clock, the tasks' own clock) this replica took it over: how long an orphan waited.
+                picked_up = {"task_id": record.task_id, "claimed_at_ms": wall_ms(), "attempt": record.attempts}
                 if record.rerun_safe:
                     logger.info(
-                        "task %s: its lease lapsed; re-running it (attempt %d)", record.task_id, record.attempts
+                        "task %s: its lease lapsed; re-running it (attempt %d)",
+                        record.task_id,
+                        record.attempts,
+                        extra=picked_up,
                     )
                     self.launch(record)
                 else:
                     logger.warning(
-                        "task %s: its lease lapsed and its tool is not safe to re-run: failed", record.task_id
+                        "task %s: its lease lapsed and its tool is not safe to re-run: failed",
+                        record.task_id,
+                        extra=picked_up,
                     )
                     try:
                         await self._finish(record.task_id, orphan_failure())

@@ -42,6 +42,7 @@ from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.exceptions import RedisError
 
 from app.backends.base import BackendUnavailable
+from app.backends.listeners import Listeners
 from app.backends.redis.connection import Client, RedisConnection
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,8 @@ class RedisSubscriptionBus:
     def __init__(self, redis: RedisConnection, *, channel: str = "events") -> None:
         self._redis = redis
         self._channel = f"{redis.key_prefix}{channel}"
-        self._listeners: dict[object, Callable[[ServerEvent], None]] = {}
-        self._task_listeners: dict[object, Callable[[str], None]] = {}
+        self._listeners: Listeners[ServerEvent] = Listeners("subscription")
+        self._task_listeners: Listeners[str] = Listeners("task")
         self.connected = False
 
     async def publish(self, event: ServerEvent) -> None:
@@ -121,37 +122,17 @@ class RedisSubscriptionBus:
         await anyio.lowlevel.checkpoint()
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        token = object()
-        self._listeners[token] = listener
-
-        def unsubscribe() -> None:
-            self._listeners.pop(token, None)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def subscribe_tasks(self, listener: Callable[[str], None]) -> Callable[[], None]:
         """Register ``listener`` for task changes (it gets the task id); returns its unsubscribe."""
-        token = object()
-        self._task_listeners[token] = listener
-
-        def unsubscribe() -> None:
-            self._task_listeners.pop(token, None)
-
-        return unsubscribe
+        return self._task_listeners.add(listener)
 
     def _deliver(self, event: ServerEvent | TaskChanged) -> None:
         if isinstance(event, TaskChanged):
-            for task_listener in list(self._task_listeners.values()):
-                try:
-                    task_listener(event.task_id)
-                except Exception:  # fan-out boundary, as below
-                    logger.exception("task listener raised; continuing")
-            return
-        for listener in list(self._listeners.values()):
-            try:
-                listener(event)
-            except Exception:  # fan-out boundary: one bad listener must not starve the others
-                logger.exception("subscription listener raised; continuing")
+            self._task_listeners.notify(event.task_id)
+        else:
+            self._listeners.notify(event)
 
     async def run(self) -> None:
         """Receive events from Redis until cancelled, reconnecting with backoff.

@@ -9,13 +9,12 @@ from the store (every replica sees the same) and checks that its listener may se
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Protocol
 
 import anyio.lowlevel
 
-logger = logging.getLogger(__name__)
+from app.backends.listeners import Listeners
 
 
 class TaskEvents(Protocol):
@@ -25,25 +24,15 @@ class TaskEvents(Protocol):
 
 
 class LocalTaskEvents:
-    """In-process fan-out (one replica, no Redis). Written here because the SDK's in-memory bus is
-    typed to its own four list-changed/updated events and would hand ours to the SDK's listen streams."""
+    """In-process fan-out (one replica, no Redis). Not the SDK's in-memory bus: that one is typed to
+    its own four list-changed/updated events and would hand ours to the SDK's listen streams."""
 
     def __init__(self) -> None:
-        self._listeners: dict[object, Callable[[str], None]] = {}
+        self._listeners: Listeners[str] = Listeners("task")
 
     async def publish_task(self, task_id: str) -> None:
-        for listener in list(self._listeners.values()):
-            try:
-                listener(task_id)
-            except Exception:  # fan-out boundary: one bad listener must not starve the others
-                logger.exception("task listener raised; continuing")
+        self._listeners.notify(task_id)
         await anyio.lowlevel.checkpoint()
 
     def subscribe_tasks(self, listener: Callable[[str], None]) -> Callable[[], None]:
-        token = object()
-        self._listeners[token] = listener
-
-        def unsubscribe() -> None:
-            self._listeners.pop(token, None)
-
-        return unsubscribe
+        return self._listeners.add(listener)

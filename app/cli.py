@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from app import __version__
 from app.settings import ENV_PREFIX, SettingsError, load_settings
@@ -66,18 +67,16 @@ def build_stdio_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The command-line options that were given (None: not given, so the environment decides)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def stdio_main(argv: Sequence[str]) -> int:
     args = build_stdio_parser().parse_args(argv)
-    overrides = {
-        key: value
-        for key, value in {
-            "stdio_principal": args.principal,
-            "stdio_scopes": args.scopes,
-            "packs": args.packs,
-            "log_level": args.log_level,
-        }.items()
-        if value is not None
-    }
+    overrides = _given(
+        stdio_principal=args.principal, stdio_scopes=args.scopes, packs=args.packs, log_level=args.log_level
+    )
     try:
         # HTTP authentication plays no part on stdio (the caller is configured, not presented), so its
         # settings are not required; binding is not either.
@@ -104,17 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["stdio"]:
         return stdio_main(argv[1:])
     args = build_parser().parse_args(argv)
-    overrides = {
-        key: value
-        for key, value in {
-            "host": args.host,
-            "port": args.port,
-            "transport_mode": args.transport_mode,
-            "packs": args.packs,
-            "log_level": args.log_level,
-        }.items()
-        if value is not None
-    }
+    overrides = _given(
+        host=args.host,
+        port=args.port,
+        transport_mode=args.transport_mode,
+        packs=args.packs,
+        log_level=args.log_level,
+    )
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Literal
 
 import pytest
 from redis.asyncio import Redis
@@ -42,11 +44,13 @@ def tasks_store_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redi
         yield server
 
 
-@pytest.fixture
-async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[RedisBackend]:
+@asynccontextmanager
+async def opened_backend(url: str, mode: Literal["single", "cluster"]) -> AsyncIterator[RedisBackend]:
+    """A backend with its own key prefix on ``url``, open for the test."""
     backend = RedisBackend(
         RedisConnection(
-            tasks_store_redis.url,
+            url,
+            mode=mode,
             key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
             socket_timeout_seconds=2,
             connect_timeout_seconds=2,
@@ -57,25 +61,19 @@ async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[R
         yield backend
     finally:
         await backend.close()
+
+
+@pytest.fixture
+async def tasks_redis_backend(tasks_store_redis: RedisServer) -> AsyncIterator[RedisBackend]:
+    async with opened_backend(tasks_store_redis.url, "single") as backend:
+        yield backend
 
 
 @pytest.fixture
 async def tasks_cluster_backend(redis_cluster: RedisCluster) -> AsyncIterator[RedisBackend]:
     """The same on the session's Redis Cluster: an owner's keys share a hash tag, so each script runs."""
-    backend = RedisBackend(
-        RedisConnection(
-            redis_cluster.url,
-            mode="cluster",
-            key_prefix=f"tasks-store-{uuid.uuid4().hex[:8]}:",
-            socket_timeout_seconds=2,
-            connect_timeout_seconds=2,
-        )
-    )
-    await backend.open()
-    try:
+    async with opened_backend(redis_cluster.url, "cluster") as backend:
         yield backend
-    finally:
-        await backend.close()
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])

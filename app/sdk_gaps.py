@@ -1,4 +1,4 @@
-"""The four things the service needs from the SDK that mcp 2.3's public API does not offer after a
+"""What the service needs from the SDK that mcp 2.3's public API does not offer after a
 server is built. Kept in this one module so an SDK upgrade that adds the API changes one file; no
 pack imports it (packs declare; `app.packs.apply` applies declarations, calling these).
 
@@ -44,7 +44,6 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http_manager import RequestBodyLimitMiddleware, StreamableHTTPSessionManager
-from mcp.server.subscriptions import ListenHandler
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
@@ -77,7 +76,7 @@ def wrap_request_handler(server: MCPServer[Any], method: str, wrap: Callable[[Re
 
 @runtime_checkable
 class GracefulClose(Protocol):
-    """A listen handler that ends its streams gracefully (the SDK's, or one wrapping it)."""
+    """A listen handler that ends its streams gracefully: the SDK's `ListenHandler`, or one wrapping it."""
 
     def close(self) -> None: ...
 
@@ -86,7 +85,7 @@ def close_listen_streams(server: MCPServer[Any]) -> Callable[[], None] | None:
     """The SDK's graceful close of every open listen stream, or None if the server serves no listen."""
     entry = server._lowlevel_server.get_request_handler("subscriptions/listen")
     handler = entry.handler if entry is not None else None
-    return handler.close if isinstance(handler, ListenHandler | GracefulClose) else None
+    return handler.close if isinstance(handler, GracefulClose) else None
 
 
 class _Notification(BaseModel):

@@ -117,9 +117,7 @@ class FramingDispatcher:
 
     __slots__ = ("_exchange", "_json", "_rule", "_sse")
 
-    def __init__(
-        self, sse: ASGIApp, json_app: ASGIApp, rule: FramingRule, exchange: JsonExchange | None = None
-    ) -> None:
+    def __init__(self, sse: ASGIApp, json_app: ASGIApp, rule: FramingRule, exchange: JsonExchange) -> None:
         self._sse = sse
         self._json = json_app
         self._rule = rule
@@ -141,11 +139,7 @@ class FramingDispatcher:
         if first["type"] != "http.request" or first.get("more_body", False) or self._rule.may_stream(body):
             await self._sse(scope, _Replay(first, receive), send)
             return
-        replay = _Replay(first, receive)
-        if self._exchange is not None:
-            await self._exchange.serve(scope, body, replay, send)
-        else:
-            await self._json(scope, replay, send)
+        await self._exchange.serve(scope, body, _Replay(first, receive), send)  # falls back to ``json_app``
 
 
 class _Replay:
